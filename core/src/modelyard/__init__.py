@@ -1,0 +1,73 @@
+"""modelyard: a model-output registry with ClearML ``OutputModel`` semantics, from any training loop.
+
+Example:
+    >>> from modelyard import OutputModel, Task
+    >>> task = Task.init(project_name="demo", task_name="run-1")
+    >>> out = OutputModel(task, config_dict={"lr": 0.1}, label_enumeration={"bg": 0, "person": 1})
+    >>> out.update_weights("model.safetensors", iteration=10)  # returns at once; uploads in the background
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import (
+    ArchiveError,
+    ConfigError,
+    DestinationError,
+    FormatError,
+    IntegrationImportError,
+    IntegrityError,
+    InvalidArgumentError,
+    LabelError,
+    MissingDependencyError,
+    ModelyardError,
+    NotFoundError,
+    PublishedModelError,
+    RegistryError,
+    StorageError,
+    UnknownIntegrationError,
+    UnsafeFormatError,
+    UploadError,
+)
+from ._formats import load_weights, save_safetensors, sniff_format
+from ._model import InputModel, Model, ModelVersion, OutputModel
+from ._plugins import available_integrations, get_callback_class
+from ._task import Task
+from ._uploads import enable_graceful_shutdown, sync
+
+try:
+    __version__ = version("modelyard")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ArchiveError",
+    "ConfigError",
+    "DestinationError",
+    "FormatError",
+    "InputModel",
+    "IntegrationImportError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "LabelError",
+    "MissingDependencyError",
+    "Model",
+    "ModelVersion",
+    "ModelyardError",
+    "NotFoundError",
+    "OutputModel",
+    "PublishedModelError",
+    "RegistryError",
+    "StorageError",
+    "Task",
+    "UnknownIntegrationError",
+    "UnsafeFormatError",
+    "UploadError",
+    "__version__",
+    "available_integrations",
+    "enable_graceful_shutdown",
+    "get_callback_class",
+    "load_weights",
+    "save_safetensors",
+    "sniff_format",
+    "sync",
+]

@@ -1,0 +1,549 @@
+"""The metadata store: schema, transactions and queries on SQLAlchemy Core (SQLite and PostgreSQL).
+
+Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate URIs and names
+before they touch storage. Writes on SQLite run in ``BEGIN IMMEDIATE`` transactions with a busy timeout,
+because deferred transactions fail with "database is locked" as soon as a few processes write at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ._errors import NotFoundError, RegistryError
+from ._settings import registry_url
+
+#: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "modelyard_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output_uri", sa.Text),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.Index("ix_tasks_project_name", "project", "name"),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("task_id", sa.String(32)),
+    sa.Column("project", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("framework", sa.Text),
+    sa.Column("config_text", sa.Text),
+    sa.Column("labels", sa.Text),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("system_tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("published", sa.Boolean, nullable=False, default=False),
+    sa.Column("archived", sa.Boolean, nullable=False, default=False),
+    sa.Column("base_model_id", sa.String(32)),
+    sa.Column("upload_uri", sa.Text),
+    sa.Column("version_count", sa.Integer, nullable=False, default=0),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    # Newest-first listings filter by these; the indexes keep them fast at 100,000 models.
+    sa.Index("ix_models_created", "created"),
+    sa.Index("ix_models_project_created", "project", "created"),
+    sa.Index("ix_models_name_created", "name", "created"),
+    sa.Index("ix_models_task", "task_id"),
+)
+
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True),
+    sa.Index("ix_model_tags_tag", "tag", "model_id"),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("iteration", sa.BigInteger),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("file_name", sa.Text, nullable=False),
+    # None for a single file, "dir" for a manifest package, "zip" for a user-supplied zip package.
+    sa.Column("package_format", sa.String(8)),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("meta", sa.Text, nullable=False, default="{}"),
+    sa.Column("pinned", sa.Boolean, nullable=False, default=False),
+    # The journal: what a later process needs to finish or fail this upload.
+    sa.Column("job", sa.Text),
+    sa.Column("owner", sa.Text),
+    sa.Column("host", sa.Text),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+    sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
+    sa.Index("ix_versions_state_host", "state", "host"),
+    sa.Index("ix_versions_sha", "model_id", "sha256"),
+    sa.Index("ix_versions_uri", "uri"),
+)
+
+task_models = sa.Table(
+    "task_models",
+    metadata,
+    sa.Column("task_id", sa.String(32), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+destinations = sa.Table(
+    "destinations",
+    metadata,
+    # Every destination root and registered URI this registry wrote; stored URIs are confined to these.
+    sa.Column("uri", sa.Text, primary_key=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+ACTIVE_STATES = ("pending", "uploading")
+
+JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
+
+
+def dumps(value: Any) -> str:
+    """Serialise a JSON column value."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in JSON_COLUMNS & out.keys():
+        if out[key] is not None:
+            try:
+                out[key] = json.loads(out[key])
+            except (TypeError, ValueError) as e:
+                raise RegistryError(f"registry column {key!r} holds invalid JSON: {e}") from e
+    return out
+
+
+def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+
+
+class Registry:
+    """A handle on one registry database. Safe to share between threads of one process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = self._make_engine(url)
+        self._ensure_schema()
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _make_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            try:
+                return sa.create_engine(url, pool_pre_ping=True, future=True)
+            except ModuleNotFoundError as e:
+                raise RegistryError(
+                    f"the registry URL {sa.engine.make_url(url).render_as_string(hide_password=True)} needs a "
+                    f"database driver that is not installed ({e.name}); for PostgreSQL run "
+                    "`pip install 'modelyard[postgres]'`"
+                ) from e
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from the driver so that BEGIN IMMEDIATE below is what runs.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = "DEFERRED" if conn.get_execution_options().get("modelyard_read") else "IMMEDIATE"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """Open a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Open a read-only transaction."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(modelyard_read=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- schema ------------------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        try:
+            with self.write() as conn:
+                metadata.create_all(conn, checkfirst=True)
+                row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+                if row is None:
+                    conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+                    return
+                found = int(row[0])
+        except sa.exc.IntegrityError:
+            # Another process created the schema between our check and insert; it is ours to use.
+            return self._ensure_schema()
+        except sa.exc.OperationalError as e:
+            raise RegistryError(f"cannot open the registry at {self.safe_url}: {e.orig}") from e
+        if found > SCHEMA_VERSION:
+            raise RegistryError(
+                f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
+                f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`"
+            )
+        if found < SCHEMA_VERSION:
+            self.migrate()
+
+    def migrate(self) -> int:
+        """Bring the schema to ``SCHEMA_VERSION``; return the version it is at afterwards."""
+        with self.write() as conn:
+            metadata.create_all(conn, checkfirst=True)
+            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            found = int(row[0]) if row else 0
+            for step in range(found + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[step](conn)
+            conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
+            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        return SCHEMA_VERSION
+
+    @property
+    def safe_url(self) -> str:
+        """The registry URL with any password hidden."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    # -- tasks -------------------------------------------------------------------------------------
+
+    def insert_task(self, **fields: Any) -> None:
+        """Store a new task row."""
+        now = time.time()
+        with self.write() as conn:
+            conn.execute(sa.insert(tasks).values(**_encode({"created": now, "updated": now, **fields})))
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        """Change fields of a task row."""
+        with self.write() as conn:
+            conn.execute(sa.update(tasks).where(tasks.c.id == task_id)
+                         .values(**_encode({"updated": time.time(), **fields})))
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        """Return a task row; `NotFoundError` when absent."""
+        with self.read() as conn:
+            row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no task with id {task_id!r} in the registry {self.safe_url}")
+        return _decode(row)
+
+    def find_tasks(self, project: str | None = None, name: str | None = None,
+                   limit: int | None = None) -> list[dict[str, Any]]:
+        """Return task rows, newest first."""
+        query = sa.select(tasks).order_by(tasks.c.created.desc(), tasks.c.id)
+        if project is not None:
+            query = query.where(tasks.c.project == project)
+        if name is not None:
+            query = query.where(tasks.c.name == name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.read() as conn:
+            return [_decode(r) for r in conn.execute(query).mappings()]
+
+    def link_task_model(self, task_id: str, model_id: str, role: str, name: str | None) -> None:
+        """Record that a task uses (``input``) or produced (``output``) a model."""
+        with self.write() as conn:
+            conn.execute(sa.delete(task_models).where(
+                (task_models.c.task_id == task_id) & (task_models.c.model_id == model_id)
+                & (task_models.c.role == role)))
+            conn.execute(sa.insert(task_models).values(
+                task_id=task_id, model_id=model_id, role=role, name=name, created=time.time()))
+
+    def task_model_links(self, task_id: str) -> list[dict[str, Any]]:
+        """Return the task's model links in the order they were made."""
+        with self.read() as conn:
+            rows = conn.execute(sa.select(task_models).where(task_models.c.task_id == task_id)
+                                .order_by(task_models.c.created)).mappings()
+            return [dict(r) for r in rows]
+
+    # -- models ------------------------------------------------------------------------------------
+
+    def insert_model(self, **fields: Any) -> None:
+        """Store a new model row and its tag index."""
+        now = time.time()
+        fields = {"created": now, "updated": now, **fields}
+        with self.write() as conn:
+            conn.execute(sa.insert(models).values(**_encode(fields)))
+            self._write_tags(conn, fields["id"], fields.get("tags") or [])
+
+    @staticmethod
+    def _write_tags(conn: Connection, model_id: str, tags: Iterable[str]) -> None:
+        conn.execute(sa.delete(model_tags).where(model_tags.c.model_id == model_id))
+        unique = list(dict.fromkeys(tags))
+        if unique:
+            conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag": t} for t in unique])
+
+    def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
+        """Change fields of a model row (and its tag index when ``tags`` changes)."""
+        with self.write() as conn:
+            if require_unpublished:
+                row = conn.execute(sa.select(models.c.published).where(models.c.id == model_id)).first()
+                if row is None:
+                    raise NotFoundError(f"no model with id {model_id!r}")
+                if row[0]:
+                    from ._errors import PublishedModelError
+
+                    raise PublishedModelError(f"model {model_id} is published and can no longer change")
+            conn.execute(sa.update(models).where(models.c.id == model_id)
+                         .values(**_encode({"updated": time.time(), **fields})))
+            if "tags" in fields:
+                self._write_tags(conn, model_id, fields["tags"] or [])
+
+    def get_model(self, model_id: str) -> dict[str, Any]:
+        """Return a model row; `NotFoundError` when absent."""
+        with self.read() as conn:
+            row = conn.execute(sa.select(models).where(models.c.id == model_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
+        return _decode(row)
+
+    def query_models(self, project: str | None = None, name: str | None = None,
+                     tags: Sequence[str] | None = None, only_published: bool = False,
+                     include_archived: bool = False, max_results: int | None = None) -> list[dict[str, Any]]:
+        """Return model rows matching every filter, newest first.
+
+        A tag starting with ``-`` excludes models carrying that tag.
+        """
+        query = sa.select(models)
+        if project is not None:
+            query = query.where(models.c.project == project)
+        if name is not None:
+            query = query.where(models.c.name == name)
+        if only_published:
+            query = query.where(models.c.published.is_(True))
+        if not include_archived:
+            query = query.where(models.c.archived.is_(False))
+        for tag in tags or ():
+            exclude = tag.startswith("-") and len(tag) > 1
+            sub = sa.select(model_tags.c.model_id).where(
+                (model_tags.c.tag == (tag[1:] if exclude else tag)) & (model_tags.c.model_id == models.c.id))
+            query = query.where(~sa.exists(sub) if exclude else sa.exists(sub))
+        query = query.order_by(models.c.created.desc(), models.c.id.desc())
+        if max_results is not None:
+            query = query.limit(max_results)
+        with self.read() as conn:
+            return [_decode(r) for r in conn.execute(query).mappings()]
+
+    def delete_model(self, model_id: str) -> None:
+        """Delete a model row with its versions, tags and task links."""
+        with self.write() as conn:
+            for table in (versions, model_tags):
+                conn.execute(sa.delete(table).where(table.c.model_id == model_id))
+            conn.execute(sa.delete(task_models).where(task_models.c.model_id == model_id))
+            conn.execute(sa.delete(models).where(models.c.id == model_id))
+
+    # -- versions ----------------------------------------------------------------------------------
+
+    def add_version(self, model_id: str, *, require_unpublished: bool = True,
+                    fields_for: Callable[[int], Mapping[str, Any]] | None = None, **fields: Any) -> dict[str, Any]:
+        """Allocate the model's next version number and store the version row in one transaction.
+
+        ``fields_for`` receives the allocated number and returns fields that depend on it (the object URI).
+        """
+        now = time.time()
+        with self.write() as conn:
+            # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers
+            # can never be handed the same version number.
+            result = conn.execute(sa.update(models).where(models.c.id == model_id)
+                                  .values(version_count=models.c.version_count + 1, updated=now))
+            if result.rowcount != 1:
+                raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
+            number, published = conn.execute(
+                sa.select(models.c.version_count, models.c.published).where(models.c.id == model_id)).one()
+            if published and require_unpublished:
+                from ._errors import PublishedModelError
+
+                raise PublishedModelError(f"model {model_id} is published; its weights can no longer change")
+            row = {"model_id": model_id, "version": number, "created": now, "updated": now, **fields,
+                   **(fields_for(number) if fields_for else {})}
+            version_id = conn.execute(sa.insert(versions).values(**_encode(row))
+                                      .returning(versions.c.id)).scalar_one()
+        return {**row, "id": version_id}
+
+    def update_version(self, version_id: int, *, expect_owner: str | None = None, **fields: Any) -> bool:
+        """Change fields of a version row; with ``expect_owner``, only while that owner still holds it."""
+        query = sa.update(versions).where(versions.c.id == version_id)
+        if expect_owner is not None:
+            query = query.where(versions.c.owner == expect_owner)
+        with self.write() as conn:
+            return conn.execute(query.values(**_encode({"updated": time.time(), **fields}))).rowcount == 1
+
+    def get_version(self, version_id: int) -> dict[str, Any]:
+        """Return a version row by its row id."""
+        with self.read() as conn:
+            row = conn.execute(sa.select(versions).where(versions.c.id == version_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"no version row {version_id}")
+        return _decode(row)
+
+    def model_versions(self, model_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
+        """Return a model's versions, oldest first."""
+        query = sa.select(versions).where(versions.c.model_id == model_id).order_by(versions.c.version)
+        if state is not None:
+            query = query.where(versions.c.state == state)
+        with self.read() as conn:
+            return [_decode(r) for r in conn.execute(query).mappings()]
+
+    def latest_ready_version(self, model_id: str) -> dict[str, Any] | None:
+        """Return the newest ``ready`` version of a model, or ``None``."""
+        query = (sa.select(versions).where((versions.c.model_id == model_id) & (versions.c.state == "ready"))
+                 .order_by(versions.c.version.desc()).limit(1))
+        with self.read() as conn:
+            row = conn.execute(query).mappings().first()
+        return _decode(row) if row else None
+
+    def find_ready_by_hash(self, model_id: str, sha256: str, size: int) -> dict[str, Any] | None:
+        """Return a ready version of the model holding exactly these bytes (for deduplication)."""
+        query = (sa.select(versions).where(
+            (versions.c.model_id == model_id) & (versions.c.sha256 == sha256) & (versions.c.size == size)
+            & (versions.c.state == "ready") & (versions.c.package_format.is_(None)))
+            .order_by(versions.c.version).limit(1))
+        with self.read() as conn:
+            row = conn.execute(query).mappings().first()
+        return _decode(row) if row else None
+
+    def uri_users(self, uri: str, *, excluding: int | None = None) -> int:
+        """Count the versions (other than ``excluding``) that reference an object URI."""
+        query = sa.select(sa.func.count()).select_from(versions).where(
+            (versions.c.uri == uri) & (versions.c.state != "failed"))
+        if excluding is not None:
+            query = query.where(versions.c.id != excluding)
+        with self.read() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def delete_version(self, version_id: int) -> None:
+        """Delete a version row."""
+        with self.write() as conn:
+            conn.execute(sa.delete(versions).where(versions.c.id == version_id))
+
+    def active_versions(self, host: str) -> list[dict[str, Any]]:
+        """Return this host's journaled versions still ``pending`` or ``uploading``."""
+        query = sa.select(versions).where(versions.c.state.in_(ACTIVE_STATES) & (versions.c.host == host))
+        with self.read() as conn:
+            return [_decode(r) for r in conn.execute(query.order_by(versions.c.id)).mappings()]
+
+    def claim_version(self, version_id: int, old_owner: str | None, new_owner: str) -> bool:
+        """Atomically take over a journaled version from a dead owner."""
+        owner_match = versions.c.owner.is_(None) if old_owner is None else versions.c.owner == old_owner
+        query = (sa.update(versions)
+                 .where((versions.c.id == version_id) & owner_match & versions.c.state.in_(ACTIVE_STATES))
+                 .values(owner=new_owner, state="pending", updated=time.time()))
+        with self.write() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def all_version_uris(self) -> list[dict[str, Any]]:
+        """Return (model id, version, uri, size, sha256, state, package format) of every version."""
+        query = sa.select(versions.c.id, versions.c.model_id, versions.c.version, versions.c.uri,
+                          versions.c.size, versions.c.sha256, versions.c.state, versions.c.package_format)
+        with self.read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    # -- destinations --------------------------------------------------------------------------------
+
+    def record_destination(self, uri: str) -> None:
+        """Remember a destination root (or registered URI) this registry wrote to."""
+        if uri in self._known_destinations:
+            return
+        try:
+            with self.write() as conn:
+                exists = conn.execute(sa.select(destinations.c.uri).where(destinations.c.uri == uri)).first()
+                if exists is None:
+                    conn.execute(sa.insert(destinations).values(uri=uri, created=time.time()))
+        except sa.exc.IntegrityError:
+            pass  # another writer recorded it at the same moment; it is there either way
+        self._known_destinations.add(uri)
+
+    def destinations(self) -> list[str]:
+        """Return every destination this registry wrote to."""
+        with self.read() as conn:
+            return [r[0] for r in conn.execute(sa.select(destinations.c.uri))]
+
+    @property
+    def _known_destinations(self) -> set[str]:
+        known: set[str] | None = getattr(self, "_known", None)
+        if known is None:
+            known = self._known = set()
+        return known
+
+
+_MIGRATIONS: dict[int, Any] = {
+    1: lambda conn: None,  # the first schema; created by create_all
+}
+
+_lock = threading.Lock()
+_registries: dict[tuple[int, str], Registry] = {}
+
+
+def get_registry(url: str | None = None) -> Registry:
+    """Return this process's registry handle for ``url`` (default: the configured registry)."""
+    url = url or registry_url()
+    key = (os.getpid(), url)
+    with _lock:
+        registry = _registries.get(key)
+        if registry is None:
+            # A forked child must not reuse its parent's pooled connections.
+            for stale in [k for k in _registries if k[0] != os.getpid()]:
+                del _registries[stale]
+            registry = _registries[key] = Registry(url)
+    return registry
+
+
+def reset_registries() -> None:
+    """Forget every cached registry handle (used between tests and after configuration changes)."""
+    with _lock:
+        for registry in _registries.values():
+            registry.dispose()
+        _registries.clear()
