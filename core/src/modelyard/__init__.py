@@ -28,7 +28,7 @@ from ._errors import (
     UnsafeFormatError,
     UploadError,
 )
-from ._formats import load_weights, save_safetensors, sniff_format
+from ._formats import labels_from_names, load_weights, save_safetensors, sniff_format, validate_labels
 from ._model import InputModel, Model, ModelVersion, OutputModel
 from ._plugins import available_integrations, get_callback_class
 from ._task import Task
@@ -66,8 +66,10 @@ __all__ = [
     "available_integrations",
     "enable_graceful_shutdown",
     "get_callback_class",
+    "labels_from_names",
     "load_weights",
     "save_safetensors",
     "sniff_format",
     "sync",
+    "validate_labels",
 ]
