@@ -360,7 +360,7 @@ class UploadEngine:
     def _retrying(self, fn: Callable[[], Any]) -> Any:
         retryer = tenacity.Retrying(
             retry=tenacity.retry_if_exception(is_transient),
-            wait=tenacity.wait_exponential_jitter(initial=0.1, max=10.0),
+            wait=tenacity.wait_random_exponential(multiplier=0.2, max=10.0),
             stop=tenacity.stop_after_delay(retry_deadline()),
             reraise=True,
         )

@@ -1,0 +1,59 @@
+"""The public facade: pinned exports, version, and no framework imported by `import modelyard`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import modelyard
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert modelyard.__all__ == sorted(modelyard.__all__, key=lambda n: (n.startswith("_"), n)) or \
+        modelyard.__all__ == sorted(modelyard.__all__)
+    assert modelyard.__all__ == [
+        "ArchiveError", "ConfigError", "DestinationError", "FormatError", "InputModel",
+        "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LabelError",
+        "MissingDependencyError", "Model", "ModelVersion", "ModelyardError", "NotFoundError", "OutputModel",
+        "PublishedModelError", "RegistryError", "StorageError", "Task", "UnknownIntegrationError",
+        "UnsafeFormatError", "UploadError", "__version__", "available_integrations", "enable_graceful_shutdown",
+        "get_callback_class", "labels_from_names", "load_weights", "save_safetensors", "sniff_format", "sync",
+        "validate_labels",
+    ]
+    for name in modelyard.__all__:
+        assert hasattr(modelyard, name), name
+
+
+def test_every_distribution_shares_one_version() -> None:
+    versions = {}
+    for path in [ROOT / "core/pyproject.toml", *sorted(ROOT.glob("integrations/*/pyproject.toml"))]:
+        project = tomllib.loads(path.read_text())["project"]
+        versions[project["name"]] = project["version"]
+        pins = [d for d in project.get("dependencies", []) if d.startswith("modelyard")]
+        assert all(d.endswith(f"=={project['version']}") for d in pins), (path, pins)
+    assert len(set(versions.values())) == 1, versions
+    assert modelyard.__version__ == versions["modelyard"]
+
+
+def test_errors_are_typed_and_argument_errors_are_value_errors() -> None:
+    for name in ("ConfigError", "LabelError", "PublishedModelError", "NotFoundError", "DestinationError",
+                 "ArchiveError", "FormatError", "UnsafeFormatError", "InvalidArgumentError"):
+        cls = getattr(modelyard, name)
+        assert issubclass(cls, modelyard.ModelyardError) and issubclass(cls, ValueError), name
+    assert issubclass(modelyard.UploadError, modelyard.ModelyardError)
+
+
+def test_import_modelyard_imports_no_ml_framework() -> None:
+    code = (
+        "import sys, modelyard, modelyard.hookspecs, modelyard.testing\n"
+        "modelyard.available_integrations()\n"
+        "bad = [m for m in ('torch', 'keras', 'lightning', 'pytorch_lightning', 'transformers', 'tensorflow',"
+        " 'jax') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"import modelyard imported {result.stdout.strip()}"
