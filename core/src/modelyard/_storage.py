@@ -300,6 +300,10 @@ def _upload_local(src: str, path: str, *, move: bool, stop: threading.Event | No
             os.unlink(tmp)
             return Transfer(size, sha, deduplicated_to=existing)
         os.replace(tmp, path)
+        # rename() between two links of one inode does nothing (POSIX): a resumed move finds its object
+        # already linked at the key, so drop the temporary name explicitly.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         _fsync_dir(folder)
         return Transfer(size, sha)
     except BaseException:

@@ -164,6 +164,15 @@ def owner_alive(token: str | None) -> bool:
 
 Listener = Callable[[str, dict[str, Any]], None]
 
+#: Test instrumentation: called with a phase name ("started", "streaming", "committed") and the job, so
+#: that fault tests can kill a process at a named phase of an upload. ``None`` in normal use.
+_phase_hook: Callable[[str, Job], None] | None = None
+
+
+def _phase(name: str, job: Job) -> None:
+    if _phase_hook is not None:
+        _phase_hook(name, job)
+
 
 class UploadEngine:
     """A process-wide pool of non-daemon upload workers with a bounded queue."""
@@ -302,6 +311,7 @@ class UploadEngine:
                 self._futures.pop(job.version_id, None)
 
     def _transfer(self, job: Job, registry: Registry) -> None:
+        _phase("started", job)
         for f in job.files:
             if f.fingerprint is not None and fingerprint(f.source) != f.fingerprint:
                 raise IntegrityError(f"{f.source} changed after update_weights returned; refusing to "
@@ -341,6 +351,7 @@ class UploadEngine:
                     _storage.delete_uri(job.uri)
                 raise IntegrityError(f"{f.source} changed while it was being uploaded; the upload was "
                                      "discarded")
+        _phase("committed", job)
         if not registry.update_version(job.version_id, expect_owner=self.owner, state="ready", size=size,
                                        sha256=sha, uri=uri, error=None, job=None):
             return
@@ -349,11 +360,19 @@ class UploadEngine:
 
     def _with_retries(self, job: Job, f: JobFile, dedup: Callable[[int, str], str | None] | None
                       ) -> _storage.Transfer:
+        streaming = [False]
+
+        def progress(n: int) -> None:
+            if not streaming[0]:
+                streaming[0] = True
+                _phase("streaming", job)
+            self._progress(n)
+
         def attempt() -> _storage.Transfer:
             # Each attempt restarts from the snapshot and re-hashes it.
             _storage.remove_partials(f.uri)
             return _storage.upload_file(f.source, f.uri, move=job.move and not job.package, stop=self._stop,
-                                        progress=self._progress, dedup=dedup)
+                                        progress=progress, dedup=dedup)
 
         return self._retrying(attempt)
 
@@ -440,6 +459,7 @@ class UploadEngine:
                 registry.update_version(row["id"], expect_owner=self.owner, state="failed", error=cause)
                 continue
             job.registry_url = registry.url
+            job.version_id = row["id"]
             for f in job.files:
                 _storage.remove_partials(f.uri)
             self.submit(job)
