@@ -27,7 +27,8 @@ if ! find_pg_bin; then
     if ! grep -qs '^create_main_cluster *= *false' /etc/postgresql-common/createcluster.conf; then
         echo 'create_main_cluster = false' >>/etc/postgresql-common/createcluster.conf
     fi
-    export DEBIAN_FRONTEND=noninteractive
+    # Keep that file as written here when the package's postinst offers its own version (through ucf).
+    export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold postgresql >&2
