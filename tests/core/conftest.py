@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import modelyard
-from modelyard.testing import isolated_state
 
 
 @pytest.fixture(autouse=True)
-def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "home"
+def work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modelyard_home: Path) -> Path:
+    """Run each core test in its own folder, on the fresh home from the root conftest."""
     monkeypatch.chdir(tmp_path)
-    with isolated_state(home) as path:
-        yield path
+    return modelyard_home
 
 
 @pytest.fixture

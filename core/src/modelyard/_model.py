@@ -780,18 +780,20 @@ class OutputModel(Model):
 
     # -- weights ------------------------------------------------------------------------------------
 
-    def _check_mutable(self) -> None:
-        if self.published:
-            raise PublishedModelError(f"model {self._id} ({self.name!r}) is published and can no longer "
+    def _check_mutable(self) -> dict[str, Any]:
+        row = self._row()
+        if row["published"]:
+            raise PublishedModelError(f"model {self._id} ({row['name']!r}) is published and can no longer "
                                       "change; create a new OutputModel")
+        return row
 
-    def _destination(self, upload_uri: str | None) -> str:
+    def _destination(self, upload_uri: str | None, row: Mapping[str, Any], task_row: Mapping[str, Any]) -> str:
         if upload_uri is not None:
             destination = _storage.normalize_destination(upload_uri)
-            self._registry.update_model(self._id, upload_uri=destination)
+            if destination != row["upload_uri"]:
+                self._registry.update_model(self._id, upload_uri=destination)
             return destination
-        row = self._row()
-        for candidate in (row["upload_uri"], self._task.output_uri, OutputModel._default_upload_uri,
+        for candidate in (row["upload_uri"], task_row["output_uri"], OutputModel._default_upload_uri,
                           os.environ.get("MODELYARD_DEFAULT_OUTPUT_URI")):
             if candidate:
                 return _storage.normalize_destination(candidate)
@@ -914,8 +916,9 @@ class OutputModel(Model):
     def _record(self, sources: list[tuple[str, str]], *, file_name: str, package_format: str | None,
                 upload_uri: str | None, auto_delete: bool, iteration: int | None, meta: dict[str, Any],
                 vtags: list[str], snapshot: str, provenance: str | None) -> str:
-        destination = self._destination(upload_uri)
-        _storage.split_uri(destination)
+        row = self._check_mutable()
+        task_row = self._registry.get_task(self._task.id)
+        destination = self._destination(upload_uri, row, task_row)
         protocol, _ = _storage.split_uri(destination)
         _storage.filesystem(protocol)  # a missing fsspec implementation fails here, not in a worker
         _plugins.call("modelyard_before_version_upload", model=self, file_name=file_name,
@@ -927,16 +930,18 @@ class OutputModel(Model):
         mode = snapshot if snapshot != "auto" else ("link" if auto_delete else "copy")
         job_files: list[JobFile] = []
         delete_after: list[JobFile] = []
-        moved = True
+        # The snapshot may be renamed into a local destination (no second copy) only when its inode is
+        # ours: a private copy, or a link to a file the caller handed over (auto_delete_file=True).
+        movable = True
         try:
             for i, (src, rel) in enumerate(sources):
                 original_print = fingerprint(src)
                 dest = os.path.join(staging, f"{i}")
                 done = _storage.snapshot_file(src, dest, mode)
+                movable = movable and (done in ("copy", "reflink") or (done == "link" and auto_delete))
                 if done == "none":
                     # Cross-filesystem: read in place, guarded by the fingerprint taken now.
                     job_files.append(JobFile(source=src, name=rel, uri="", fingerprint=original_print))
-                    moved = False
                 else:
                     job_files.append(JobFile(source=dest, name=rel, uri="",
                                              fingerprint=original_print if done == "link" else None))
@@ -945,12 +950,10 @@ class OutputModel(Model):
         except OSError as e:
             shutil.rmtree(staging, ignore_errors=True)
             raise InvalidArgumentError(f"cannot snapshot {sources[len(job_files)][0]!r}: {e}") from e
-        task = self._task
-        row = self._row()
-
         def fields_for(number: int) -> dict[str, Any]:
-            uri = _storage.object_uri(destination, project=row["project"], task_name=task.name,
-                                      task_id=task.id, model_id=self._id, version=number, file_name=file_name)
+            uri = _storage.object_uri(destination, project=row["project"], task_name=task_row["name"],
+                                      task_id=task_row["id"], model_id=self._id, version=number,
+                                      file_name=file_name)
             if package_format == "dir":
                 for f in job_files:
                     f.uri = f"{uri}/{_storage.package_key(f.name)}"
@@ -958,30 +961,28 @@ class OutputModel(Model):
                 job_files[0].uri = uri
             job = Job(version_id=0, model_id=self._id, version=number, uri=uri, file_name=file_name,
                       files=job_files, package=package_format == "dir",
-                      move=auto_delete and moved and mode == "link", delete_after=delete_after,
+                      move=movable, delete_after=delete_after,
                       staging=staging, registry_url=self._registry.url)
             return {"uri": uri, "job": _json_obj(job)}
 
+        model_fields = {}
+        if provenance is not None:
+            # Provenance replaces its own line, so the comment never grows with every call.
+            lines = [line for line in (row["comment"] or "").splitlines() if not line.startswith(_PROVENANCE)]
+            model_fields["comment"] = "\n".join([*lines, _PROVENANCE + provenance])
         try:
             version_row = self._registry.add_version(
                 self._id, iteration=iteration, file_name=file_name, package_format=package_format, size=None,
                 sha256=None, state="pending", tags=vtags, meta=meta, pinned=False, owner=engine.owner,
-                host=_host(), fields_for=fields_for)
+                host=_host(), fields_for=fields_for, model_fields=model_fields)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         job = Job.from_json(_json_text(version_row["job"]))
         job.version_id = version_row["id"]
         job.registry_url = self._registry.url
-        if provenance is not None:
-            self._set_provenance(provenance)
         engine.submit(job)
         return str(version_row["uri"])
-
-    def _set_provenance(self, file_name: str) -> None:
-        lines = [line for line in self.comment.splitlines() if not line.startswith(_PROVENANCE)]
-        lines.append(_PROVENANCE + file_name)
-        self._registry.update_model(self._id, comment="\n".join(lines))
 
 
 def _json_obj(job: Job) -> Any:

@@ -77,10 +77,26 @@ class PluginManager:
             for name in disabled_plugins():
                 self._pm.set_blocked(name)
             if self._load_entry_points:
-                self._pm.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+                self._load_plugins()
             # A hookimpl that names no known hook is a bug in that plugin: say so at load time.
             self._pm.check_pending()
             self._loaded = True
+
+    def _load_plugins(self) -> None:
+        # pluggy's load_setuptools_entrypoints would surface a broken plugin as a bare ImportError from
+        # deep inside update_weights; name the plugin and the way to switch it off instead.
+        seen: set[str] = set()
+        for ep in importlib_metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+            if ep.name in seen or self._pm.is_blocked(ep.name) or self._pm.get_plugin(ep.name) is not None:
+                continue
+            seen.add(ep.name)
+            try:
+                plugin = ep.load()
+            except Exception as e:
+                raise IntegrationImportError(
+                    f"the modelyard plugin {ep.name!r} ({ep.value}) failed to import: {e}. Reinstall or "
+                    f"uninstall it, or set MODELYARD_DISABLE_PLUGINS={ep.name} to run without it.") from e
+            self._pm.register(plugin, name=ep.name)
 
     def integrations(self) -> dict[str, Integration]:
         """Return the registered integrations by name."""

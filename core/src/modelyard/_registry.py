@@ -388,17 +388,20 @@ class Registry:
     # -- versions ----------------------------------------------------------------------------------
 
     def add_version(self, model_id: str, *, require_unpublished: bool = True,
-                    fields_for: Callable[[int], Mapping[str, Any]] | None = None, **fields: Any) -> dict[str, Any]:
+                    fields_for: Callable[[int], Mapping[str, Any]] | None = None,
+                    model_fields: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
         """Allocate the model's next version number and store the version row in one transaction.
 
-        ``fields_for`` receives the allocated number and returns fields that depend on it (the object URI).
+        ``fields_for`` receives the allocated number and returns fields that depend on it (the object URI);
+        ``model_fields`` are model columns changed in the same transaction.
         """
         now = time.time()
         with self.write() as conn:
             # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers
             # can never be handed the same version number.
             result = conn.execute(sa.update(models).where(models.c.id == model_id)
-                                  .values(version_count=models.c.version_count + 1, updated=now))
+                                  .values(version_count=models.c.version_count + 1, updated=now,
+                                          **_encode(model_fields or {})))
             if result.rowcount != 1:
                 raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
             number, published = conn.execute(

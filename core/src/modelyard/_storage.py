@@ -533,7 +533,8 @@ def reflink_or_copy(src: str, dest: str) -> str:
             return "reflink"
         except (ImportError, OSError):
             pass  # not supported here: fall back to a real copy
-        shutil.copyfileobj(fin, fout, CHUNK)
+    # copyfile uses the kernel's zero-copy path (sendfile / copy_file_range) where it can.
+    shutil.copyfile(src, dest)
     return "copy"
 
 

@@ -576,12 +576,17 @@ def enable_graceful_shutdown(signals: tuple[int, ...] = (signal.SIGTERM,)) -> No
         signal.signal(signum, handler)
 
 
+_staging_roots: set[str] = set()
+
+
 def new_staging_dir() -> str:
     """Create a private staging folder for one version's snapshots."""
-    from ._settings import home
+    from ._settings import ENV_HOME
 
-    root = home() / "staging"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = root / uuid.uuid4().hex
-    path.mkdir(mode=0o700)
-    return str(path)
+    root = os.path.abspath(os.path.join(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.modelyard"), "staging"))
+    if root not in _staging_roots:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        _staging_roots.add(root)
+    path = os.path.join(root, uuid.uuid4().hex)
+    os.mkdir(path, mode=0o700)
+    return path

@@ -1,0 +1,251 @@
+"""Upload engine benchmarks (issue 3): caller blocking, time to durable-and-ready, peak memory, bursts.
+
+Run: python benchmarks/bench_uploads.py [--quick]
+Writes benchmarks/results/uploads.json. --quick shrinks the sizes for a smoke run (results not written).
+
+(a) time update_weights blocks the caller, 16 MiB / 256 MiB / 2 GiB, with and without auto_delete_file
+(b) call -> durable-and-ready vs shutil.copyfile+fsync (+sha256) and fsspec put_file, local and moto S3
+(c) peak RSS growth during a 2 GiB upload (local and S3, in a fresh subprocess)
+(d) 20 checkpoints of 256 MiB submitted back to back: longest call, all ready with correct hashes
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import MIB, make_file, moto_server, table, write_results  # noqa: E402
+
+import fsspec  # noqa: E402
+
+import modelyard  # noqa: E402
+from modelyard import OutputModel, Task  # noqa: E402
+from modelyard.testing import isolated_state  # noqa: E402
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 * MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def bench_blocking(work: Path, sizes: list[int]) -> list[dict]:
+    rows = []
+    for size in sizes:
+        for auto_delete in (True, False):
+            with isolated_state(work / f"home-a-{size}-{auto_delete}"):
+                task = Task.init(project_name="bench", task_name="blocking")
+                out = OutputModel(task)
+                warm = work / "warm.bin"
+                make_file(warm, MIB)
+                out.update_weights(str(warm), auto_delete_file=True)  # first call opens the registry
+                OutputModel.wait_for_uploads()
+                src = work / f"a-{size}.bin"
+                make_file(src, size)
+                t0 = time.perf_counter()
+                out.update_weights(str(src), auto_delete_file=auto_delete)
+                blocked = time.perf_counter() - t0
+                OutputModel.wait_for_uploads()
+                rows.append({"size_mib": size // MIB, "auto_delete_file": auto_delete,
+                             "blocked_ms": round(blocked * 1000, 2)})
+                src.unlink(missing_ok=True)
+    return rows
+
+
+def bench_ready(work: Path, size: int, s3: bool) -> dict:
+    src = work / f"b-{size}.bin"
+    make_file(src, size)
+    sha256_of(src)  # warm the page cache equally for every contender
+    result: dict = {"size_mib": size // MIB, "destination": "s3 (moto)" if s3 else "local"}
+    if s3:
+        fs = fsspec.filesystem("s3")
+        fs.mkdir("bench-bucket")
+        t0 = time.perf_counter()
+        fs.put_file(str(src), "bench-bucket/put_file.bin")
+        result["fsspec_put_file_s"] = round(time.perf_counter() - t0, 3)
+        destination = "s3://bench-bucket/modelyard"
+    else:
+        dst = work / "copy.bin"
+        t0 = time.perf_counter()
+        shutil.copyfile(src, dst)
+        fsync_file(dst)
+        copy_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sha256_of(src)
+        hash_s = time.perf_counter() - t0
+        result.update(copyfile_fsync_s=round(copy_s, 3), sha256_s=round(hash_s, 3),
+                      copy_plus_hash_s=round(copy_s + hash_s, 3))
+        dst.unlink()
+        t0 = time.perf_counter()
+        fsspec.filesystem("file").put_file(str(src), str(work / "put.bin"))
+        result["fsspec_put_file_s"] = round(time.perf_counter() - t0, 3)
+        (work / "put.bin").unlink()
+        destination = str(work / "dest")
+    for auto_delete in (False, True):
+        with isolated_state(work / f"home-b-{s3}-{auto_delete}"):
+            out = OutputModel(Task.init(project_name="bench", task_name="ready"))
+            copy = work / f"b-{size}-{auto_delete}.bin"
+            os.link(src, copy) if auto_delete else shutil.copyfile(src, copy)
+            t0 = time.perf_counter()
+            out.update_weights(str(copy), upload_uri=destination, auto_delete_file=auto_delete)
+            OutputModel.wait_for_uploads()
+            key = "modelyard_ready_s_auto_delete" if auto_delete else "modelyard_ready_s"
+            result[key] = round(time.perf_counter() - t0, 3)
+            copy.unlink(missing_ok=True)
+    if not s3:
+        result["ratio_vs_copy_plus_hash"] = round(result["modelyard_ready_s"] / result["copy_plus_hash_s"], 3)
+        result["ratio_auto_delete_vs_copy_plus_hash"] = round(
+            result["modelyard_ready_s_auto_delete"] / result["copy_plus_hash_s"], 3)
+    src.unlink()
+    return result
+
+
+RSS_CHILD = textwrap.dedent("""
+    import sys, threading, time
+    from modelyard import OutputModel, Task
+
+    def rss_mib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+    src, destination = sys.argv[1], sys.argv[2]
+    out = OutputModel(Task.init(project_name="bench", task_name="rss"))
+    warm = src + ".warm"
+    with open(warm, "wb") as f:
+        f.write(b"warm")
+    out.update_weights(warm, upload_uri=destination)  # one-off imports and connections before the baseline
+    OutputModel.wait_for_uploads()
+    # Sample the resident set every 5 ms: ru_maxrss would include peaks from before the baseline.
+    peak, done = [0.0], threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample)
+    base = rss_mib()
+    sampler.start()
+    out.update_weights(src, upload_uri=destination, auto_delete_file=False)
+    OutputModel.wait_for_uploads()
+    done.set()
+    sampler.join()
+    print(max(peak[0], rss_mib()) - base)
+""")
+
+
+
+def bench_rss(work: Path, size: int, destination: str) -> float:
+    src = work / "c.bin"
+    if not src.exists():
+        make_file(src, size)
+    script = work / "rss_child.py"
+    if destination.startswith("s3://"):
+        fsspec.filesystem("s3").mkdir(destination[5:].split("/")[0])
+    script.write_text(RSS_CHILD)
+    env = {**os.environ, "MODELYARD_HOME": str(work / f"home-c-{destination[:2]}")}
+    out = subprocess.run([sys.executable, str(script), str(src), destination], capture_output=True, text=True,
+                         env=env, check=True)
+    return round(float(out.stdout.strip()), 1)
+
+
+def bench_burst(work: Path, count: int, size: int) -> dict:
+    with isolated_state(work / "home-d"):
+        out = OutputModel(Task.init(project_name="bench", task_name="burst"))
+        files = []
+        digests = []
+        for i in range(count):
+            path = work / f"d-{i}.bin"
+            make_file(path, size, seed=i + 1)
+            files.append(path)
+            digests.append(sha256_of(path))
+        out.update_weights(str(files[0]), auto_delete_file=False)  # opens the registry before timing
+        OutputModel.wait_for_uploads()
+        blocked = []
+        t0 = time.perf_counter()
+        for i, path in enumerate(files):
+            s = time.perf_counter()
+            out.update_weights(str(path), iteration=i)
+            blocked.append(time.perf_counter() - s)
+        submitted = time.perf_counter() - t0
+        OutputModel.wait_for_uploads()
+        total = time.perf_counter() - t0
+        versions = out.versions[1:]
+        ok = [v.state == "ready" and v.sha256 == d for v, d in zip(versions, digests)]
+        return {"checkpoints": count, "size_mib": size // MIB, "max_blocked_ms": round(max(blocked) * 1000, 2),
+                "mean_blocked_ms": round(sum(blocked) / len(blocked) * 1000, 2),
+                "submit_all_s": round(submitted, 3), "all_ready_s": round(total, 3),
+                "all_ready_with_correct_hash": all(ok) and len(ok) == count}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, results not written")
+    args = parser.parse_args()
+    big = 64 * MIB if args.quick else 2048 * MIB
+    sizes = [16 * MIB, 64 * MIB] if args.quick else [16 * MIB, 256 * MIB, 2048 * MIB]
+    mid = 32 * MIB if args.quick else 256 * MIB
+    burst = (4, 16 * MIB) if args.quick else (20, 256 * MIB)
+    work = Path(tempfile.mkdtemp(prefix="modelyard-bench-", dir=os.environ.get("BENCH_DIR")))
+    try:
+        blocking = bench_blocking(work, sizes)
+        table("(a) update_weights: time the caller is blocked", ["size MiB", "auto_delete_file", "blocked ms"],
+              [[r["size_mib"], r["auto_delete_file"], r["blocked_ms"]] for r in blocking])
+
+        ready = [bench_ready(work, mid, s3=False), bench_ready(work, big, s3=False)]
+        with moto_server():
+            ready.append(bench_ready(work, mid, s3=True))
+            rss_s3 = bench_rss(work, big, "s3://bench-rss/modelyard")
+        rss_local = bench_rss(work, big, str(work / "dest-rss"))
+        table("(b) call -> durable-and-ready (seconds)",
+              ["MiB", "destination", "copy+fsync", "sha256", "copy+hash", "fsspec put", "modelyard",
+               "modelyard auto_delete", "ratio", "ratio auto_delete"],
+              [[r["size_mib"], r["destination"], r.get("copyfile_fsync_s", "-"), r.get("sha256_s", "-"),
+                r.get("copy_plus_hash_s", "-"), r["fsspec_put_file_s"], r["modelyard_ready_s"],
+                r["modelyard_ready_s_auto_delete"], r.get("ratio_vs_copy_plus_hash", "-"),
+                r.get("ratio_auto_delete_vs_copy_plus_hash", "-")] for r in ready])
+        rss = {"size_mib": big // MIB, "local_growth_mib": rss_local, "s3_growth_mib": rss_s3}
+        table("(c) peak RSS growth during one upload", ["size MiB", "local MiB", "s3 (moto) MiB"],
+              [[rss["size_mib"], rss_local, rss_s3]])
+
+        burst_result = bench_burst(work, *burst)
+        table("(d) checkpoints submitted back to back", list(burst_result), [list(burst_result.values())])
+
+        targets = {
+            "a_blocked_ms_2GiB_auto_delete<=5": max(r["blocked_ms"] for r in blocking
+                                                    if r["auto_delete_file"] and r["size_mib"] == sizes[-1] // MIB) <= 5,
+            "b_ready_within_1.25x_copy_plus_hash_local": all(r["ratio_vs_copy_plus_hash"] <= 1.25 for r in ready
+                                                             if "ratio_vs_copy_plus_hash" in r),
+            "c_peak_rss_growth<128MiB": rss_local < 128 and rss_s3 < 128,
+            "d_no_call_blocks>50ms_and_all_ready": burst_result["max_blocked_ms"] <= 50
+            and burst_result["all_ready_with_correct_hash"],
+        }
+        table("targets", ["target", "met"], [[k, v] for k, v in targets.items()])
+        if not args.quick:
+            path = write_results("uploads", {"blocking": blocking, "ready": ready, "rss": rss,
+                                             "burst": burst_result, "targets": targets})
+            print(f"\nwrote {path}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
