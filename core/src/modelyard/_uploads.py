@@ -195,7 +195,7 @@ class UploadEngine:
 
     def submit(self, job: Job, *, block_timeout: float | None = None) -> Future[None]:
         """Queue a journaled job; block only while the queue is full (backpressure, never a drop)."""
-        if not self._slots.acquire(timeout=block_timeout if block_timeout is not None else -1):
+        if not self._slots.acquire(timeout=block_timeout):
             raise TimeoutError("the upload queue stayed full; raise MODELYARD_MAX_PENDING_UPLOADS")
         future: Future[None] = Future()
         with self._lock:
@@ -345,8 +345,7 @@ class UploadEngine:
                 uri = result.deduplicated_to
         for f in job.files:
             # A source modified while we read it would give a torn object: fail loudly instead (R9).
-            if f.fingerprint is not None and not job.move and os.path.exists(f.source) \
-                    and fingerprint(f.source) != f.fingerprint:
+            if f.fingerprint is not None and os.path.exists(f.source) and fingerprint(f.source) != f.fingerprint:
                 if uri == job.uri:
                     _storage.delete_uri(job.uri)
                 raise IntegrityError(f"{f.source} changed while it was being uploaded; the upload was "
