@@ -500,7 +500,8 @@ def test_s8_valid_headers(tmp_path):
         (_st_bytes(b'{"a": NaN}'), "NaN"),
         (_st_bytes(b"{" * 100_000), "JSON"),
         (_st_bytes(b'{"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]},'
-                   b' "a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}', b"\0\0"), "repeats"),
+                   b' "a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}', b"\0\0"),
+         "file: the header repeats"),
         (_st_bytes({"a": _tensor("F128", [1], 0, 16)}, b"\0" * 16), "unknown dtype"),
         (_st_bytes({"a": _tensor("F32", [2], 0, 4)}, b"\0" * 4), "does not fill"),
         (_st_bytes({"a": _tensor("F4", [3], 0, 2)}, b"\0" * 2), "does not fill"),
@@ -535,3 +536,14 @@ def test_s8_truncated_real_file_is_refused_by_load_weights(tmp_path):
     _write(tmp_path / "m.safetensors", content[:-10])
     with pytest.raises(FormatError):
         load_weights(tmp_path / "m.safetensors")
+
+
+def test_leaf_modules_import_no_framework():
+    import subprocess
+
+    frameworks = "{'torch', 'keras', 'tensorflow', 'jax', 'lightning', 'transformers'}"
+    code = ("import sys, modelyard._formats, modelyard._packages; "
+            f"print(sorted({frameworks} & set(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "[]"

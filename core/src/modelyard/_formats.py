@@ -81,7 +81,7 @@ def _check_text(text: str, path: tuple[object, ...], what: str) -> str:
             f"{what} at {_where(path)} contains a lone surrogate ({e.reason} at index {e.start}); "
             "it cannot be stored as UTF-8. Fix the string before passing it."
         ) from None
-    return str(text)
+    return str.__str__(text)  # the plain value, also for str subclasses such as (str, Enum) members
 
 
 def _key_text(key: object, path: tuple[object, ...]) -> str:
@@ -221,17 +221,21 @@ def validate_config_text(text: object) -> str:
     return str(text)
 
 
-def _no_duplicate_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ConfigError(f"Config text repeats the key {_short(key)}; each key may appear only once.")
-        out[key] = value
-    return out
+def _strict_json(text: str, error: type[Exception], what: str) -> Any:
+    """Parse JSON refusing repeated keys (which json keeps last-wins) and NaN/Infinity, raising ``error``."""
 
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise error(f"{what} repeats the key {_short(key)}; each key may appear only once")
+            out[key] = value
+        return out
 
-def _refuse_constant(name: str) -> None:
-    raise ConfigError(f"Config text contains {name}; JSON configs cannot hold NaN or infinity.")
+    def constant(name: str) -> None:
+        raise error(f"{what} contains {name}; JSON here cannot hold NaN or infinity")
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
 
 
 class _ConfigLoader(yaml.SafeLoader):
@@ -291,9 +295,11 @@ def text_to_config(text: str | bytes) -> dict[str, Any]:
     text = validate_config_text(text)
     try:
         try:
-            parsed = json.loads(text, object_pairs_hook=_no_duplicate_pairs, parse_constant=_refuse_constant)
+            parsed = _strict_json(text, ConfigError, "Config text")
         except json.JSONDecodeError:
             parsed = yaml.load(text, Loader=_ConfigLoader)  # _ConfigLoader is a SafeLoader
+    except ConfigError:
+        raise
     except RecursionError:
         raise ConfigError("Config text is nested too deeply to parse.") from None
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
@@ -435,8 +441,9 @@ def sniff_format(path: StrPath) -> str:
         if len(head) >= 10 and head[8:9] == b"{":
             n = int.from_bytes(head[:8], "little")
             if 2 <= n <= _MAX_SAFETENSORS_HEADER and 8 + n <= size:
-                f.seek(8 + max(1, n - 64))
-                if f.read(min(n, 64) - 1 if n > 64 else n - 1).rstrip(b" ").endswith(b"}"):
+                start = 8 + max(1, n - 64)  # the header's last bytes (padded with spaces) must close it
+                f.seek(start)
+                if f.read(8 + n - start).rstrip(b" ").endswith(b"}"):
                     return "safetensors"
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
             return _zip_kind(path)
@@ -461,20 +468,6 @@ _NUMPY_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "F16", "I32", "U32", "F32", "
 
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _header_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # The safetensors library keeps the last duplicate; two readers could then disagree.
-            raise FormatError(f"the header repeats the key {_short(key)}")
-        out[key] = value
-    return out
-
-
-def _refuse_header_constant(name: str) -> None:
-    raise FormatError(f"the header contains {name}")
 
 
 def _check_tensor(name: str, info: object, data_len: int) -> tuple[int, int]:
@@ -538,8 +531,10 @@ def validate_safetensors(path: StrPath) -> dict[str, Any]:
             if raw[:1] != b"{":
                 raise FormatError("the header does not start with '{'")
             try:
-                header = json.loads(raw.decode("utf-8"), object_pairs_hook=_header_pairs,
-                                    parse_constant=_refuse_header_constant)
+                # Repeated keys are refused: the library keeps the last one, so two readers could disagree.
+                header = _strict_json(raw.decode("utf-8"), FormatError, "the header")
+            except FormatError:
+                raise
             except RecursionError:
                 raise FormatError("the header is nested too deeply") from None
             except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
@@ -690,7 +685,7 @@ def save_safetensors(tensors: Mapping[str, np.ndarray], path: StrPath,
     if meta is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise InvalidArgumentError("safetensors metadata must map strings to strings.")
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         try:

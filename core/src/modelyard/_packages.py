@@ -425,7 +425,7 @@ def safe_extract_zip(path: StrPath, dest_dir: StrPath,
             raise _refused(path, e) from e
         with zf:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name[:64]}.", suffix=".extracting", dir=dest.parent))
             try:
                 made = [tmp]
                 for member in members:
@@ -442,9 +442,11 @@ def safe_extract_zip(path: StrPath, dest_dir: StrPath,
                 os.rename(tmp, dest)
             except BaseException as e:
                 shutil.rmtree(tmp, ignore_errors=True)
-                if isinstance(e, ArchiveError | OSError) or not isinstance(e, Exception):
+                if isinstance(e, ArchiveError):
+                    raise _refused(path, e) from None
+                if isinstance(e, OSError) or not isinstance(e, Exception):
                     raise
-                raise _refused(path, e) from e  # zlib/lzma/CRC errors from hostile compressed data
+                raise _refused(path, e) from e  # zlib, lzma and CRC errors from hostile compressed data
     _fsync(dest.parent, directory=True)
     return dest
 
@@ -619,6 +621,8 @@ class Manifest:
             if not isinstance(text, str):
                 raise ArchiveError(f"A manifest must be text, not {type(text).__name__}.")
             data = json.loads(text, object_pairs_hook=pairs, parse_constant=refuse_constant)
+        except ArchiveError:
+            raise
         except RecursionError:
             raise ArchiveError("The manifest is nested too deeply.") from None
         except ValueError as e:  # UnicodeDecodeError, JSONDecodeError, over-long integers
