@@ -416,8 +416,9 @@ def test_opt_in_without_torch_names_the_install_command(tmp_path, monkeypatch):
 def test_save_and_load_safetensors_round_trip(tmp_path):
     arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.array([True, False]),
               "t": np.arange(4, dtype=np.int64)[::2]}
-    path = save_safetensors(arrays, tmp_path / "m.safetensors", metadata={"epoch": "3"})
-    assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]  # no temp file left
+    (tmp_path / "out").mkdir()
+    path = save_safetensors(arrays, tmp_path / "out" / "m.safetensors", metadata={"epoch": "3"})
+    assert sorted(os.listdir(tmp_path / "out")) == ["m.safetensors"]  # no temp file left
     header = validate_safetensors(path)
     assert header["__metadata__"] == {"epoch": "3"}
     loaded = load_weights(path)
@@ -427,13 +428,15 @@ def test_save_and_load_safetensors_round_trip(tmp_path):
 
 
 def test_save_safetensors_refuses_bad_input(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
     with pytest.raises(InvalidArgumentError):
-        save_safetensors({"w": [1, 2]}, tmp_path / "m.safetensors")  # type: ignore[dict-item]
+        save_safetensors({"w": [1, 2]}, out / "m.safetensors")  # type: ignore[dict-item]
     with pytest.raises(InvalidArgumentError):
-        save_safetensors({"w": np.zeros(2)}, tmp_path / "m.safetensors", metadata={"a": 1})  # type: ignore
+        save_safetensors({"w": np.zeros(2)}, out / "m.safetensors", metadata={"a": 1})  # type: ignore
     with pytest.raises(InvalidArgumentError):
-        save_safetensors({"w": np.array([object()])}, tmp_path / "m.safetensors")
-    assert os.listdir(tmp_path) == []
+        save_safetensors({"w": np.array([object()])}, out / "m.safetensors")
+    assert os.listdir(out) == []
 
 
 def test_bf16_needs_the_torch_backend(tmp_path):

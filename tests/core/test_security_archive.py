@@ -60,9 +60,10 @@ def snapshot(root: Path) -> set[str]:
 @pytest.fixture
 def arena(tmp_path):
     """A zip path, a destination three levels down, and a way to check nothing was written anywhere."""
-    work = tmp_path / "work"
+    root = tmp_path / "arena"  # not tmp_path itself: other fixtures may keep state there
+    work = root / "work"
     (work / "a" / "b").mkdir(parents=True)
-    zip_path = tmp_path / "in.zip"
+    zip_path = root / "in.zip"
 
     class Arena:
         dest = work / "a" / "b" / "out"
@@ -74,12 +75,12 @@ def arena(tmp_path):
         def refused(self, content: bytes, limits: ZipLimits | None = None, match: str | None = None) -> str:
             limits = limits or ZipLimits()
             path = self.write(content)
-            before = snapshot(tmp_path)
+            before = snapshot(root)
             with pytest.raises(ArchiveError, match=match) as info:
                 inspect_zip(path, limits)
             with pytest.raises(ArchiveError, match=match):
                 safe_extract_zip(path, self.dest, limits)
-            assert snapshot(tmp_path) == before  # nothing written: not dest, not a temp dir, not above
+            assert snapshot(root) == before  # nothing written: not dest, not a temp dir, not above
             assert not os.path.lexists(self.dest)
             return str(info.value)
 
