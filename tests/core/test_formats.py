@@ -118,6 +118,7 @@ def _circular_list() -> dict:
         ({"arr": np.zeros(10_001)}, "10000 elements"),
         ({"arr": np.array(["a"])}, "dtype <U1"),
         ({"huge": 2**5000}, "4096 bits"),
+        ({10**5000: "key beyond the int printing limit"}, "too large to show"),
     ],
 )
 def test_i1_config_refusals_name_the_problem(config, fragment):
@@ -238,6 +239,7 @@ def test_i2_labels_accept_ints_and_numpy_ints_and_return_a_new_plain_dict():
         ({"cat\n": 0}, "control"),
         ({"c\ud800": 0}, "surrogate"),
         ({"cat": 2**63}, "64-bit"),
+        ({"cat": 10**5000}, "64-bit"),
         ([("cat", 0)], "mapping"),
         ("cat", "mapping"),
     ],

@@ -226,6 +226,9 @@ def test_manifest_entries_are_sorted_and_validated_on_construction():
     assert [e.path for e in manifest.entries] == ["a", "z"]
     with pytest.raises(ArchiveError, match="not normalised"):
         Manifest((ManifestEntry("./a", 1, sha),))
+    for size in (2**63, -(10**5000)):
+        with pytest.raises(ArchiveError, match="2\\*\\*63"):
+            Manifest((ManifestEntry("a", size, sha),))
 
 
 def _manifest_text(files: object, **top: object) -> str:

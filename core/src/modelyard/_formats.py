@@ -65,7 +65,10 @@ _TORCH_HINT = "install it with `pip install torch==2.13.0`"
 
 def _short(value: object, limit: int = 60) -> str:
     """Return a repr of ``value`` cut to ``limit`` characters, for error messages about hostile input."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # ints beyond Python's 4300-digit conversion limit
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -92,7 +95,7 @@ def _key_text(key: object, path: tuple[object, ...]) -> str:
         return "null"
     if isinstance(key, bool | np.bool_):
         return "true" if key else "false"
-    if isinstance(key, int | np.integer):
+    if isinstance(key, int | np.integer) and int(key).bit_length() <= _MAX_INT_BITS:
         return str(int(key))
     if isinstance(key, float | np.floating):
         if not math.isfinite(key):
@@ -114,12 +117,12 @@ def _normalise(value: Any, path: tuple[object, ...], active: set[int], budget: l
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, np.generic) and not isinstance(value, np.str_ | np.bytes_):
-        if not isinstance(value, np.bool_ | np.integer | np.floating):
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if not isinstance(value, np.integer | np.floating):
             raise ConfigError(f"Value at {_where(path)} is a numpy {value.dtype}; only bool, integer and "
                               "float numpy scalars can be stored in a config.")
-        value = value.item()  # numpy scalars become the matching Python scalar
-        if isinstance(value, bool):
-            return value
+        value = int(value) if isinstance(value, np.integer) else float(value)  # float() also for longdouble
     if isinstance(value, int):
         if value.bit_length() > _MAX_INT_BITS:
             raise ConfigError(f"Integer at {_where(path)} is longer than {_MAX_INT_BITS} bits.")
@@ -347,7 +350,7 @@ def validate_labels(labels: object) -> dict[str, int]:
                              "ids must be integers (bool and float are refused).")
         ident = int(value)
         if not _LABEL_ID_RANGE[0] <= ident <= _LABEL_ID_RANGE[1]:
-            raise LabelError(f"Label {_short(key)} has id {ident}, outside the signed 64-bit range.")
+            raise LabelError(f"Label {_short(key)} has id {_short(ident)}, outside the signed 64-bit range.")
         if ident in owner:
             raise LabelError(f"Labels {_short(owner[ident])} and {_short(key)} share the id {ident}; "
                              "ids must be unique.")

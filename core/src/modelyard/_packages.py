@@ -54,7 +54,10 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplemente
 
 
 def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # ints beyond Python's 4300-digit conversion limit
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -573,9 +576,9 @@ class Manifest:
                 raise ArchiveError(f"Manifest entries must be ManifestEntry, not {type(entry).__name__}.")
             if validate_member_name(entry.path) != entry.path:
                 raise ArchiveError(f"Manifest path {_short(entry.path)} is not normalised.")
-            if isinstance(entry.size, bool) or not isinstance(entry.size, int) or entry.size < 0:
-                raise ArchiveError(f"Manifest size {_short(entry.size)} of {_short(entry.path)} is not a "
-                                   "non-negative integer.")
+            if isinstance(entry.size, bool) or not isinstance(entry.size, int) or not 0 <= entry.size < 2**63:
+                raise ArchiveError(f"Manifest size {_short(entry.size)} of {_short(entry.path)} is not an "
+                                   "integer from 0 to 2**63 - 1.")
             if not isinstance(entry.sha256, str) or not _SHA256.fullmatch(entry.sha256):
                 raise ArchiveError(f"Manifest sha256 {_short(entry.sha256)} of {_short(entry.path)} is not "
                                    "64 lowercase hex digits.")
