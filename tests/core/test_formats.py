@@ -157,6 +157,13 @@ def test_i1_yaml_text_parses_to_json_like_values():
         "!!python/object/apply:os.system ['echo hi']",
         "a: !!set {x, y}\n",
         "?\n  [1, 2]\n: x\n",
+        "a: !!bool maybe",
+        "a: !!map [1]",
+        "a: !!int x",
+        "a: &x [*x]",
+        "&a [*a]: 1",
+        "--- a\n--- b",
+        "a: 1" + "0" * 5000,
     ],
 )
 def test_i1_text_to_config_refusals(text):

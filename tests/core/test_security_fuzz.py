@@ -115,8 +115,10 @@ def test_sniff_format_never_raises(content):
         path.unlink()
 
 
-YAMLISH = st.lists(st.sampled_from([*"{}[]:,-&*!<>|'\"#\n ?%@`.", "!!binary", "!!set", "!!python/", "a", "1",
-                                    "NaN", ".inf", "<<", "&x", "*x", "2024-01-01"]),
+YAML_TAGS = ["!!binary", "!!set", "!!python/", "!!bool", "!!int", "!!float", "!!map", "!!seq", "!!omap",
+             "!!pairs", "!!null", "!!timestamp"]
+YAML_WORDS = ["a", "1", "NaN", ".inf", "<<", "&x", "*x", "2024-01-01", "maybe"]
+YAMLISH = st.lists(st.sampled_from([*"{}[]:,-&*!<>|'\"#\n ?%@`.", *YAML_TAGS, *YAML_WORDS]),
                    max_size=40).map("".join)
 
 

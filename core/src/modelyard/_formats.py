@@ -305,7 +305,7 @@ def text_to_config(text: str | bytes) -> dict[str, Any]:
         raise
     except RecursionError:
         raise ConfigError("Config text is nested too deeply to parse.") from None
-    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+    except Exception as e:  # PyYAML's constructors raise KeyError, TypeError, ... for hostile tags
         raise ConfigError(f"Config text is neither a JSON object nor a YAML mapping ({_short(str(e), 200)}); "
                           "it is kept verbatim as text but has no dict form.") from e
     if not isinstance(parsed, Mapping):
