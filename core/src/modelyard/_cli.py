@@ -317,7 +317,8 @@ def models_show(model_id: str, as_json: bool) -> None:
 @models.command("get")
 @click.argument("model_id")
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, metavar="DIR", help="Folder to download into (created if missing).")
+              default=Path("."), show_default=True, metavar="DIR",
+              help="Folder to download into (created if missing).")
 @click.option("--version", "-v", "version", type=click.IntRange(min=1),
               help="A specific version (default: the newest ready one).")
 def models_get(model_id: str, out_dir: Path, version: int | None) -> None:
@@ -365,12 +366,12 @@ def models_tag(model_id: str, add: Sequence[str], remove: Sequence[str]) -> None
     """Add and remove a model's tags, then print them."""
     from ._task import check_tags
 
-    registry = _registry()
-    row = registry.get_model(model_id)
     add_list = check_tags(list(add), "--add")
     drop = set(check_tags(list(remove), "--remove"))
     if not add_list and not drop:
         raise click.UsageError("give at least one --add TAG or --remove TAG")
+    registry = _registry()
+    row = registry.get_model(model_id)
     current = term.strings(row["tags"])
     new = [t for t in current if t not in drop] + [t for t in add_list if t not in current and t not in drop]
     if new != current:
@@ -548,7 +549,7 @@ def sync_command(timeout: float | None, as_json: bool) -> None:
     if as_json:
         term.print_json({**counts, "finished": finished})
     else:
-        click.echo(f"resumed {counts['resumed']} journaled upload(s): {finished} finished, "
+        click.echo(f"took over {counts['resumed']} journaled upload(s): {finished} finished, "
                    f"{counts['failed']} failed, {counts['pending']} still running")
     if counts["failed"]:
         raise click.exceptions.Exit(EXIT_DRIFT)
@@ -579,12 +580,11 @@ def verify_command(model_id: str | None, as_json: bool) -> None:
         })
     else:
         console = term.console()
-        if report.problems:
-            table = term.table("PROBLEM", "MODEL", "VERSION", "URI", "DETAIL")
-            for p in report.problems:
-                table.add_row(term.text(p.kind, style="red"), term.text(p.model_id), term.text(p.version),
-                              term.text(p.uri), term.text(p.detail))
-            console.print(table)
+        for p in report.problems:
+            # One line per problem, never wrapped, so it can be grepped and its URI copied whole.
+            line = term.text(f"{p.kind:<10}", style="red")
+            line.append(term.clean(f" model {p.model_id} version {p.version}: {p.detail}: {p.uri}"))
+            console.print(line, soft_wrap=True)
         if report.orphans:
             _print_orphans(console, report.orphans)
         summary = (f"checked {report.versions} ready version(s), {report.objects} object(s), "
@@ -600,10 +600,10 @@ def verify_command(model_id: str | None, as_json: bool) -> None:
 
 
 def _print_orphans(console: Console, orphans: Iterable[_audit.Orphan]) -> None:
-    table = term.table("ORPHAN", "SIZE")
     for o in orphans:
-        table.add_row(term.text(o.uri), term.text(term.human(o.size)))
-    console.print(table)
+        line = term.text(f"{'orphan':<10}", style="yellow")
+        line.append(term.clean(f" {term.human(o.size):>10}  {o.uri}"))
+        console.print(line, soft_wrap=True)
 
 
 @cli.command("gc", short_help="Remove orphan objects (a dry run unless --yes).")

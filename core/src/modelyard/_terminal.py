@@ -89,13 +89,21 @@ def strings(value: Any) -> list[str]:
     return [str(value)]
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here, which the command reserves for "problems found"; the command's own handler
+        # stops quietly with the shell's code for a closed pipe instead.
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def console(stderr: bool = False) -> Console:
     """Return a rich console on stdout (or stderr) that never interprets markup, emoji or highlighting."""
     stream = sys.stderr if stderr else sys.stdout
     width = None
     if not stream.isatty() and not os.environ.get("COLUMNS"):
         width = 160  # piped output: rows wide enough that grep finds a whole model on one line
-    return Console(file=stream, markup=False, highlight=False, emoji=False, width=width)
+    return _Console(file=stream, markup=False, highlight=False, emoji=False, width=width)
 
 
 def print_json(data: Any) -> None:
