@@ -220,11 +220,12 @@ def models_list(project: str | None, name: str | None, tags: Sequence[str], publ
     if as_json:
         term.print_json([_model_summary(r) for r in rows])
         return
-    table = term.table("ID", "PROJECT", "NAME", "TAGS", "STATUS", "VERSIONS", "UPDATED")
+    table = term.table("ID", "PROJECT", "NAME", "TAGS", "STATUS", "VERSIONS", "UPDATED",
+                       fold=("PROJECT", "NAME", "TAGS"))
     for r in rows:
         table.add_row(term.text(r["id"]), term.text(r["project"], 60), term.text(r["name"], 120),
                       term.text(", ".join(term.strings(r["tags"])), 120), term.text(_status(r)),
-                      term.text(r["version_count"]), term.text(term.iso(r["updated"])))
+                      term.text(r["version_count"]), term.text(term.short_time(r["updated"])))
     console = term.console()
     if rows:
         console.print(table)
@@ -262,16 +263,14 @@ def models_show(model_id: str, as_json: bool) -> None:
             task_text = f"{row['task_id']} ({task['project']} / {task['name']})"
         except NotFoundError:
             task_text = f"{row['task_id']} (removed)"
-    grid = term.grid()
-    for key, value in (("id", row["id"]), ("name", row["name"]), ("project", row["project"]),
-                       ("task", task_text), ("framework", row["framework"]), ("status", _status(row)),
-                       ("tags", ", ".join(term.strings(row["tags"])) or None),
-                       ("system tags", ", ".join(term.strings(row["system_tags"])) or None),
-                       ("url", ready[-1]["uri"] if ready else None), ("upload uri", row["upload_uri"]),
-                       ("base model", row["base_model_id"]), ("created", term.iso(row["created"])),
-                       ("updated", term.iso(row["updated"]))):
-        grid.add_row(key, term.text(value))
-    console.print(grid)
+    term.key_values(console, (
+        ("id", row["id"]), ("name", row["name"]), ("project", row["project"]), ("task", task_text),
+        ("framework", row["framework"]), ("status", _status(row)),
+        ("tags", ", ".join(term.strings(row["tags"])) or None),
+        ("system tags", ", ".join(term.strings(row["system_tags"])) or None),
+        ("url", ready[-1]["uri"] if ready else None), ("upload uri", row["upload_uri"]),
+        ("base model", row["base_model_id"]), ("created", term.iso(row["created"])),
+        ("updated", term.iso(row["updated"]))))
     if row["comment"]:
         console.print(Text("\ncomment", style="bold"))
         console.print(term.block(str(row["comment"])))
@@ -300,18 +299,15 @@ def models_show(model_id: str, as_json: bool) -> None:
         if v["pinned"]:
             head.append("  pinned")
         console.print(head)
-        details = term.grid()
-        details.add_row("    sha256", term.text(v["sha256"]))
-        details.add_row("    size", term.text(f"{v['size']} bytes" if v["size"] is not None else None))
-        details.add_row("    uri", term.text(v["uri"]))
-        details.add_row("    tags", term.text(", ".join(term.strings(v["tags"])) or None))
-        details.add_row("    created", term.text(term.iso(v["created"])))
+        details: list[tuple[str, object]] = [
+            ("sha256", v["sha256"]), ("size", f"{v['size']} bytes" if v["size"] is not None else None),
+            ("uri", v["uri"]), ("tags", ", ".join(term.strings(v["tags"])) or None),
+            ("created", term.iso(v["created"]))]
         if v["meta"]:
-            details.add_row("    metadata",
-                            term.text(json.dumps(v["meta"], ensure_ascii=False, default=str)))
+            details.append(("metadata", json.dumps(v["meta"], ensure_ascii=False, default=str)))
         if v["error"]:
-            details.add_row("    error", term.text(v["error"], style="red"))
-        console.print(details)
+            details.append(("error", v["error"]))
+        term.key_values(console, details, indent="    ")
 
 
 @models.command("get")
@@ -491,10 +487,10 @@ def tasks_list(project: str | None, limit: int | None, as_json: bool) -> None:
     if not rows:
         term.note("no tasks match")
         return
-    table = term.table("ID", "PROJECT", "NAME", "STATUS", "CREATED")
+    table = term.table("ID", "PROJECT", "NAME", "STATUS", "CREATED", fold=("PROJECT", "NAME"))
     for r in rows:
         table.add_row(term.text(r["id"]), term.text(r["project"], 60), term.text(r["name"], 120),
-                      term.text(r["status"]), term.text(term.iso(r["created"])))
+                      term.text(r["status"]), term.text(term.short_time(r["created"])))
     term.console().print(table)
 
 
@@ -517,16 +513,13 @@ def tasks_show(task_id: str, as_json: bool) -> None:
         term.print_json({**_task_json(row), "models": links})
         return
     console = term.console()
-    grid = term.grid()
-    for key, value in (("id", row["id"]), ("project", row["project"]), ("name", row["name"]),
-                       ("status", row["status"]), ("output uri", row["output_uri"]),
-                       ("tags", ", ".join(term.strings(row["tags"])) or None),
-                       ("created", term.iso(row["created"])), ("updated", term.iso(row["updated"]))):
-        grid.add_row(key, term.text(value))
-    console.print(grid)
+    term.key_values(console, (
+        ("id", row["id"]), ("project", row["project"]), ("name", row["name"]), ("status", row["status"]),
+        ("output uri", row["output_uri"]), ("tags", ", ".join(term.strings(row["tags"])) or None),
+        ("created", term.iso(row["created"])), ("updated", term.iso(row["updated"]))))
     console.print(Text(f"\nmodels ({len(links)})", style="bold"))
     if links:
-        table = term.table("ROLE", "ID", "NAME")
+        table = term.table("ROLE", "ID", "NAME", fold=("NAME",))
         for link in links:
             table.add_row(term.text(link["role"]), term.text(link["model_id"]),
                           term.text(link["model_name"], 120) if link["exists"] else term.text("(removed)"))
@@ -687,16 +680,15 @@ def info_command(as_json: bool) -> None:
         term.print_json(data)
     else:
         console = term.console()
-        grid = term.grid()
-        for key in ("modelyard", "python", "home", "registry", "schema_version", "default_destination"):
-            grid.add_row(key.replace("_", " "), term.text(data[key]))
+        rows: list[tuple[str, object]] = [
+            (key.replace("_", " "), data[key])
+            for key in ("modelyard", "python", "home", "registry", "schema_version", "default_destination")]
         integrations = [f"{i['name']}  {i['package'] or i['plugin']} {i['version'] or ''}".rstrip()
                         for i in data["integrations"]]
         for key, values, empty in (("destinations", data["destinations"], "-"),
                                    ("integrations", integrations, "none installed")):
-            for i, value in enumerate(values or [empty]):
-                grid.add_row(key if i == 0 else "", term.text(value))
-        console.print(grid)
+            rows += [(key if i == 0 else "", value) for i, value in enumerate(values or [empty])]
+        term.key_values(console, rows)
     if data["errors"]:
         for error in data["errors"]:
             term.note(f"Error: {error}")

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -139,20 +139,29 @@ def human(size: Any) -> str:
     return f"{value:.1f} {unit}"
 
 
-def table(*columns: str) -> Table:
-    """Return a plain table with these column headers (the ``ID`` column never wraps)."""
-    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+def short_time(timestamp: Any) -> str | None:
+    """Format seconds since the epoch as ``YYYY-MM-DD HH:MM`` UTC, for tables."""
+    full = iso(timestamp)
+    return None if full is None else f"{full[:10]} {full[11:16]}"
+
+
+def table(*columns: str, fold: tuple[str, ...] = ()) -> Table:
+    """Return a plain table with these column headers; only the ``fold`` columns wrap when space is short."""
+    out = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                header_style="bold")
     for name in columns:
-        out.add_column(name, overflow="fold", no_wrap=name == "ID")
+        out.add_column(name, overflow="fold", no_wrap=name not in fold)
     return out
 
 
-def grid() -> Table:
-    """Return a two-column key/value grid."""
-    out = Table.grid(padding=(0, 2))
-    out.add_column(style="bold", no_wrap=True)
-    out.add_column(overflow="fold")
-    return out
+def key_values(out: Console, rows: Iterable[tuple[str, object]], indent: str = "") -> None:
+    """Print ``key  value`` lines, aligned, each soft-wrapped so a long URI stays one copyable line."""
+    rows = list(rows)
+    width = max((len(key) for key, _ in rows), default=0) + 2
+    for key, value in rows:
+        line = Text(f"{indent}{key:<{width}}", style="bold")
+        line.append_text(text(value))
+        out.print(line, soft_wrap=True)
 
 
 @contextmanager
