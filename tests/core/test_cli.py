@@ -19,12 +19,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 import modelyard
-from modelyard import InputModel, OutputModel, Task, save_safetensors
-from modelyard import _plugins, _uploads
+from modelyard import InputModel, OutputModel, Task, _plugins, _uploads, save_safetensors
+from modelyard import _terminal as term
 from modelyard._cli import cli
 from modelyard._registry import get_registry
 from modelyard._settings import hostname
-from modelyard import _terminal as term
 from modelyard._terminal import clean
 from modelyard.testing import reset_state
 
@@ -80,7 +79,8 @@ def object_path(model: Any, version: int) -> Path:
     return Path(uri[len("file://"):])
 
 
-def journal_without_upload(model: OutputModel, source: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def journal_without_upload(model: OutputModel, source: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Record a pending version as a process that died before uploading would have left it."""
     with monkeypatch.context() as patch:
         patch.setattr(_uploads.UploadEngine, "submit", lambda self, job, block_timeout=None: Future())
@@ -232,7 +232,8 @@ def test_models_get_downloads_and_verifies(home: Path, tmp_path: Path) -> None:
     run("models", "get", model.id, "--version", "9", code=3)
 
 
-def test_models_get_needs_a_ready_version(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_get_needs_a_ready_version(home: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_model(tmp_path, versions=0)
     assert "no ready weights version" in run("models", "get", model.id, code=3).stderr
     journal_without_upload(model, weights(tmp_path / "w.safetensors"), monkeypatch)
@@ -298,6 +299,23 @@ def test_models_get_packages(home: Path, tmp_path: Path) -> None:
     assert list((tmp_path / "out2").iterdir()) == []
 
 
+def test_models_get_draws_progress_on_a_terminal(home: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    model = make_model(tmp_path, versions=1)
+    original = term.console
+
+    def terminal(stderr: bool = False) -> Any:
+        console = original(stderr)
+        if stderr:
+            console._force_terminal = True  # what rich decides from isatty() on a real terminal
+        return console
+
+    monkeypatch.setattr(term, "console", terminal)
+    result = run("models", "get", model.id, "-o", str(tmp_path / "out"))
+    assert Path(result.stdout.strip()).read_bytes() == object_path(model, 1).read_bytes()
+    assert "\x1b[" in result.stderr  # the bar was drawn (and erased: transient)
+
+
 # -- publish, tag, archive, rm, import --------------------------------------------------------------
 
 
@@ -326,7 +344,8 @@ def test_publish(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_tag(home: Path, tmp_path: Path) -> None:
     model = make_model(tmp_path, versions=0, tags=["a", "b"])
-    assert run("models", "tag", model.id, "--add", "c", "--add", "a", "--remove", "b").stdout.strip() == "a, c"
+    result = run("models", "tag", model.id, "--add", "c", "--add", "a", "--remove", "b")
+    assert result.stdout.strip() == "a, c"
     assert run_json("models", "show", model.id)["tags"] == ["a", "c"]
     assert [m["id"] for m in run_json("models", "list", "--tag", "c")] == [model.id]
     model.publish()
@@ -373,7 +392,8 @@ def test_import(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     config = tmp_path / "config.yaml"
     config.write_text("lr: 0.01\nepochs: 3\n")
     monkeypatch.chdir(tmp_path)
-    result = run("models", "import", "external/resnet.safetensors", "--name", "resnet", "--project", "imported",
+    result = run("models", "import", "external/resnet.safetensors", "--name", "resnet",
+                 "--project", "imported",
                  "--label", "cat=0", "--label", "dog=1", "--label", "a=b=2", "--config", str(config),
                  "--tag", "external", "--published")
     model_id = result.stdout.strip()
@@ -395,6 +415,7 @@ def test_import(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                           code=4).stderr
     assert "share the id" in run("models", "import", str(source), "--name", "x", "--label", "c=0",
                                  "--label", "d=0", code=4).stderr
+    assert "nothing exists" in run("models", "import", "typo.safetensors", "--name", "x", code=4).stderr
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe")
     assert "UTF-8" in run("models", "import", str(source), "--name", "x", "--config", str(bad), code=4).stderr
@@ -440,7 +461,8 @@ def test_sync_finishes_a_dead_process_upload(home: Path, tmp_path: Path,
     assert run_json("sync") == {"resumed": 1, "failed": 0, "pending": 0, "finished": 1}
     version = run_json("models", "show", model.id)["versions"][0]
     assert version["state"] == "ready"
-    assert run("sync").stdout.strip() == "took over 0 journaled upload(s): 0 finished, 0 failed, 0 still running"
+    idle = "took over 0 journaled upload(s): 0 finished, 0 failed, 0 still running"
+    assert run("sync").stdout.strip() == idle
 
 
 def test_sync_exits_1_when_a_resumed_upload_fails(home: Path, tmp_path: Path,
@@ -545,6 +567,14 @@ def test_gc_dry_run_then_removal(home: Path, tmp_path: Path, monkeypatch: pytest
     assert run_json("verify", keep.id)["ok"] is True
 
 
+def test_verify_and_gc_fail_loudly_on_a_destination_they_cannot_list(home: Path, tmp_path: Path) -> None:
+    make_model(tmp_path, versions=1)
+    get_registry().record_destination("nosuchscheme://bucket/models")
+    for args in (["verify"], ["gc"]):
+        result = run(*args, code=4)
+        assert "nosuchscheme" in result.stderr and result.stderr.count("\n") == 1
+
+
 # -- info, db upgrade -------------------------------------------------------------------------------
 
 
@@ -592,6 +622,30 @@ def test_db_upgrade(home: Path) -> None:
     reset_state(plugins=_plugins.PluginManager(load_entry_points=False))
     result = run("db", "upgrade", code=4)
     assert "newer than this modelyard" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_on_each_registry_backend(home: Path, registry_backend: str, tmp_path: Path) -> None:
+    """The commands teams run against a shared PostgreSQL registry behave as on the embedded SQLite one."""
+    reset_state(plugins=_plugins.PluginManager(load_entry_points=False))
+    model = make_model(tmp_path, versions=2, tags=["baseline"])
+    gone = make_model(tmp_path, name="gone", versions=1)
+    stale = object_path(gone, 1)
+    assert [m["id"] for m in run_json("models", "list", "--tag", "baseline")] == [model.id]
+    assert [v["state"] for v in run_json("models", "show", model.id)["versions"]] == ["ready", "ready"]
+    got = Path(run("models", "get", model.id, "-o", str(tmp_path / "out")).stdout.strip())
+    assert got.read_bytes() == object_path(model, 2).read_bytes()
+    run("models", "publish", model.id)
+    run("models", "rm", gone.id, "--keep-files")
+    assert run_json("verify", code=1)["orphans"] == [{"uri": f"file://{stale}", "size": stale.stat().st_size}]
+    run("gc", "--yes")
+    assert run_json("verify")["ok"] is True
+    info = run_json("info")
+    assert info["schema_version"] == 1
+    upgraded = run("db", "upgrade").stdout
+    assert upgraded.strip().endswith("is at schema version 1")
+    if registry_backend == "postgres":
+        assert info["registry"].startswith("postgresql+psycopg://modelyard:***@")
+        assert ":modelyard@" not in upgraded and ":***@" in upgraded
 
 
 # -- hostile strings --------------------------------------------------------------------------------
@@ -746,7 +800,8 @@ def _prepare_doc_registry(tmp_path: Path) -> None:
         model = OutputModel(task, base_model_id=model_id, config_dict={"lr": 0.1, "epochs": 20},
                             label_enumeration={"cat": 0, "dog": 1})
         for i in range(versions):
-            model.update_weights(str(weights(tmp_path / "model.safetensors", float(i))), iteration=(i + 1) * 1000,
+            model.update_weights(str(weights(tmp_path / "model.safetensors", float(i))),
+                                 iteration=(i + 1) * 1000,
                                  version_tags=["best"] if i == versions - 1 else None)
     OutputModel.wait_for_uploads()
     (tmp_path / "weights").mkdir()
@@ -754,12 +809,13 @@ def _prepare_doc_registry(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("lr: 0.01\nepochs: 3\n")
 
 
-def test_every_example_in_docs_cli_md_runs(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_example_in_docs_cli_md_runs(home: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     commands = _doc_commands()
     assert len(commands) >= 20
     documented = {" ".join(shlex.split(c)[1:3]) for c in commands}
-    for command in ("models list", "models show", "models get", "models publish", "models tag", "models archive",
-                    "models rm", "models import", "tasks list", "tasks show", "db upgrade"):
+    for command in ("models list", "models show", "models get", "models publish", "models tag",
+                    "models archive", "models rm", "models import", "tasks list", "tasks show", "db upgrade"):
         assert command in documented, command
     for command in ("sync", "verify", "gc", "info"):
         assert any(shlex.split(c)[1] == command for c in commands), command

@@ -280,17 +280,22 @@ def _check_package(uri: str, manifest_sha: str | None, report: AuditReport, prog
 
 
 def _list_owned_objects(registry: Registry, model_id: str | None) -> dict[str, int | None]:
-    """List every object in modelyard's layout below the registry's destinations: URI to size."""
+    """List every object in modelyard's layout below the registry's destinations: URI to size.
+
+    Raises:
+        MissingDependencyError: A destination's storage scheme is not installed here (names the package).
+        StorageError: A destination cannot be listed; an audit that skipped it would be silently incomplete.
+    """
     found: dict[str, int | None] = {}
     for root in registry.destinations():
+        protocol, root_path = _storage.split_uri(root)
+        fs = _storage.filesystem(protocol)
         try:
-            protocol, root_path = _storage.split_uri(root)
-            fs = _storage.filesystem(protocol)
             listing = fs.find(root_path, detail=True)
         except FileNotFoundError:
             continue  # nothing was ever written there (or it was removed by hand)
-        except ModelyardError:
-            continue  # a scheme this machine cannot read; its versions are reported when checked
+        except OSError as e:
+            raise StorageError(f"cannot list the destination {root}: {type(e).__name__}: {e}") from e
         prefix = root_path.rstrip("/") + "/"
         for path, info in listing.items():
             if not path.startswith(prefix) or info.get("type", "file") != "file":

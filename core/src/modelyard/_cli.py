@@ -453,6 +453,10 @@ def models_import(url: str, name: str, project: str, labels: Sequence[str], conf
         from ._formats import validate_config_text
 
         config_text = validate_config_text(config_file.read_bytes())
+    protocol, path = _storage.split_uri(url)
+    if _storage.is_local(protocol) and not os.path.exists(path):
+        raise InvalidArgumentError(f"nothing exists at {url!r}; give the path or URL of the weights to "
+                                   "import")
     model = InputModel.import_model(url, config_text=config_text, label_enumeration=label_map or None,
                                     name=name, project=project, tags=list(tags),
                                     create_as_published=published)
@@ -585,7 +589,7 @@ def verify_command(model_id: str | None, as_json: bool) -> None:
                    f"{len(report.orphans)} orphan(s)")
         if report.unverifiable:
             summary += f", {len(report.unverifiable)} without a recorded sha256 (size checked only)"
-        console.print(term.text(summary))
+        console.print(term.text(summary), soft_wrap=True)
         if report.orphans:
             term.note("run `modelyard gc` to see what removing the orphans would do")
     if report.drift:
