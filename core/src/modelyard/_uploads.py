@@ -435,7 +435,8 @@ class UploadEngine:
         """Resume or fail this machine's journaled versions whose owner process is gone.
 
         Returns:
-            The row ids of the versions handed to the workers again.
+            The row ids of the versions taken over: handed to the workers again, or failed at once because
+            their source is gone or their journal entry is unreadable.
         """
         if registry.url in self._resumed and not force:
             return []
@@ -456,6 +457,7 @@ class UploadEngine:
                 cause = "the process that started this upload died and " + (
                     f"its source {missing} is gone" if missing else "left no journal entry")
                 registry.update_version(row["id"], expect_owner=self.owner, state="failed", error=cause)
+                resumed.append(row["id"])
                 continue
             job.registry_url = registry.url
             job.version_id = row["id"]
@@ -545,7 +547,8 @@ def sync(registry_url: str | None = None, timeout: float | None = None) -> dict[
         timeout: Seconds to wait for the resumed uploads (``None``: until they finish).
 
     Returns:
-        Counts: ``resumed``, ``failed`` (resumed uploads that failed) and ``pending`` (still running).
+        Counts: ``resumed`` (journaled uploads taken over), ``failed`` (those that failed, including any whose
+        source was already gone) and ``pending`` (still running).
     """
     registry = get_registry(registry_url)
     engine = get_engine()
