@@ -52,11 +52,11 @@ def arguments(output_dir: Path, **overrides: Any) -> TrainingArguments:
 
 
 def run(output_dir: Path, callbacks: list[Any], model: Any = None, *, evaluate: bool = False,
-        compute_metrics: Any = None, **overrides: Any) -> Trainer:
+        compute_metrics: Any = None, resume_from_checkpoint: str | None = None, **overrides: Any) -> Trainer:
     """Train the tiny model for a few steps with the given callbacks and return the Trainer."""
     trainer = make_trainer(output_dir, callbacks, model, evaluate=evaluate, compute_metrics=compute_metrics,
                            **overrides)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
 
 
