@@ -10,11 +10,12 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root, for tests.* imports
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repo root (tests/ is a namespace)
+
+from tests.integrations.transformers._tiny import run  # noqa: E402
 
 import modelyard  # noqa: E402
 from modelyard_transformers import ModelyardCallback  # noqa: E402
-from tests.integrations.transformers._tiny import run  # noqa: E402
 
 
 def main(output_dir: str) -> None:
