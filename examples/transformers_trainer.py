@@ -4,9 +4,8 @@ A tiny BERT sequence classifier is built from a config (nothing is downloaded) w
 a few CPU steps on synthetic token ids. ``ModelyardCallback`` records every checkpoint, the model config, the
 labels, the best checkpoint and the final model.
 
-Run:
-    pip install modelyard-transformers accelerate
-    python examples/transformers_trainer.py
+Run: python examples/transformers_trainer.py
+Needs `modelyard-transformers` and `accelerate` (the Trainer on PyTorch needs it).
 """
 
 from __future__ import annotations
@@ -64,12 +63,11 @@ def arguments(output_dir: Path, max_steps: int) -> TrainingArguments:
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="modelyard-example-"))
-    os.environ.setdefault("MODELYARD_HOME", str(workdir / "modelyard"))
+    workdir = Path(tempfile.mkdtemp(prefix="transformers-trainer-"))
     task = modelyard.Task.init(project_name="examples", task_name="transformers-trainer")
 
     # 1. Train with one extra callback.
-    callback = ModelyardCallback()
+    callback = ModelyardCallback(tags=["example"])
     trainer = Trainer(model=build_model(), args=arguments(workdir / "run", 40),
                       train_dataset=SyntheticTokens(256, 0), eval_dataset=SyntheticTokens(64, 1),
                       callbacks=[callback])
@@ -94,7 +92,7 @@ def main() -> None:
     # 3. Resume training from the newest recorded checkpoint, in a fresh output folder.
     resumed = Trainer(model=build_model(), args=arguments(workdir / "resumed", 60),
                       train_dataset=SyntheticTokens(256, 0), eval_dataset=SyntheticTokens(64, 1),
-                      callbacks=[ModelyardCallback()])
+                      callbacks=[ModelyardCallback(tags=["example"])])
     resumed.train(resume_from_checkpoint=checkpoint_path(model.id))
     print(f"resumed to step {resumed.state.global_step}")
     task.close()
