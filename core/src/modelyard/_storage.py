@@ -373,6 +373,16 @@ def delete_uri(uri: str) -> None:
             fs.rm(path)
     except FileNotFoundError:
         return
+    if is_local(protocol):
+        # Local folders, unlike object-store prefixes, outlive their last object: drop the version folder
+        # (and the model folder above it) once empty. rmdir refuses a folder that still holds anything.
+        parent = os.path.dirname(path)
+        for _ in range(2):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
 
 
 def remove_partials(uri: str) -> None:
