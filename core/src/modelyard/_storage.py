@@ -375,14 +375,10 @@ def delete_uri(uri: str) -> None:
         return
     if is_local(protocol):
         # Local folders, unlike object-store prefixes, outlive their last object: drop the version folder
-        # (and the model folder above it) once empty. rmdir refuses a folder that still holds anything.
-        parent = os.path.dirname(path)
-        for _ in range(2):
-            try:
-                os.rmdir(parent)
-            except OSError:
-                break
-            parent = os.path.dirname(parent)
+        # once empty (rmdir refuses one that still holds anything). Never the model folder: a concurrent
+        # upload of another version may be about to write into it.
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
 
 
 def remove_partials(uri: str) -> None:
