@@ -142,25 +142,46 @@ _FORBIDDEN_IN_STORED = re.compile(r"[?#;%\\\x00-\x1f\x7f]")
 def check_confined(uri: str, allowed: Iterable[str]) -> None:
     """Refuse a stored URI unless it lies inside a destination this registry wrote to (S9).
 
-    The URI is normalised once and never decoded: query strings, fragments, ``;`` parameters, ``%``
-    escapes, backslashes, control characters and ``.``/``..`` segments below the destination are refused.
+    The URI is normalised once and never decoded: it must already be in the canonical form modelyard writes
+    (a scheme, an absolute path, no trailing slash), and below the destination query strings, fragments,
+    ``;`` parameters, ``%`` escapes, backslashes, control characters and empty, ``.`` or ``..`` segments are
+    refused. Destination roots are compared in canonical form too, so a root recorded with a trailing slash
+    or as a plain path neither widens nor breaks the check. On the local filesystem the resolved path must
+    stay below the resolved root, so a symlink planted inside a destination cannot lead outside it.
 
     Raises:
         DestinationError: The URI is outside every allowed destination or uses a refused construct.
     """
     if not isinstance(uri, str) or not uri:
         raise DestinationError(f"stored URI {uri!r} is not a string; the registry row may be corrupt")
-    for root in allowed:
+    try:
+        canonical = normalize_destination(uri) if "://" in uri else None
+    except DestinationError:
+        canonical = None
+    if canonical != uri:
+        raise DestinationError(f"stored URI {uri!r} is not in the canonical form modelyard writes; refusing "
+                               "to read it (was the registry row changed by hand?)")
+    for recorded in allowed:
+        try:
+            root = normalize_destination(recorded)
+        except DestinationError:
+            continue  # a malformed destination row confines nothing
         if uri == root:
             return
-        prefix = root.rstrip("/") + "/"
-        if uri.startswith(prefix):
-            rest = uri[len(prefix):]
-            segments = rest.split("/")
-            if _FORBIDDEN_IN_STORED.search(rest) or any(s in ("", ".", "..") for s in segments):
-                raise DestinationError(
-                    f"stored URI {uri!r} uses a refused construct below {root!r}; refusing to read it")
-            return
+        prefix = root if root.endswith("/") else root + "/"
+        if not uri.startswith(prefix):
+            continue
+        rest = uri[len(prefix):]
+        if _FORBIDDEN_IN_STORED.search(rest) or any(s in ("", ".", "..") for s in rest.split("/")):
+            raise DestinationError(
+                f"stored URI {uri!r} uses a refused construct below {root!r}; refusing to read it")
+        protocol, path = split_uri(uri)
+        if is_local(protocol):
+            real_root = os.path.realpath(split_uri(root)[1])
+            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+                raise DestinationError(f"stored URI {uri!r} resolves outside {root!r} through a symlink; "
+                                       "refusing to read it")
+        return
     raise DestinationError(
         f"stored URI {uri!r} is outside every destination this registry wrote to; refusing to read it "
         "(was the registry row changed by hand?)")
