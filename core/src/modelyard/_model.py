@@ -435,9 +435,13 @@ class Model:
                 raise PublishedModelError(f"model {target.id} is published; pass force=True to remove it")
             get_engine().wait(model_id=target.id)
             if delete_weights_file:
-                for version in registry.model_versions(target.id):
-                    if version["state"] == "ready":
-                        _delete_object_if_unused(registry, version, removing_model=target.id)
+                ready = [v for v in registry.model_versions(target.id) if v["state"] == "ready"]
+                destinations = registry.destinations()
+                for version in ready:
+                    # One row pointing outside the destinations refuses the whole removal before any delete.
+                    _storage.check_confined(version["uri"], destinations)
+                for version in ready:
+                    _delete_object_if_unused(registry, version, removing_model=target.id)
             registry.delete_model(target.id)
             return True
         except (ModelyardError, OSError):
@@ -454,15 +458,13 @@ def _delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removin
              and (removing_model is None or r["model_id"] != removing_model)]
     if users:
         return
-    _storage.check_confined(uri, registry.destinations())
-    if row.get("package_format") is None and not _is_owned_object(row):
-        return  # a registered URI points at someone else's object: forget it, never delete it
+    destinations = registry.destinations()
+    _storage.check_confined(uri, destinations)
+    if _storage.owning_model(uri, destinations) != row["model_id"]:
+        # A registered URI is someone else's object, and a row changed to point at a destination's root or
+        # at another model's folder must not widen a delete: forget the row, never delete the object.
+        return
     _storage.delete_uri(uri)
-
-
-def _is_owned_object(row: Mapping[str, Any]) -> bool:
-    # Objects modelyard wrote live under ".../models/<model id>/<version>/"; registered URIs do not.
-    return "/models/" in str(row["uri"])
 
 
 def _fetch_package(uri: str, manifest_sha: str | None) -> Path:

@@ -187,6 +187,27 @@ def check_confined(uri: str, allowed: Iterable[str]) -> None:
         "(was the registry row changed by hand?)")
 
 
+#: A key below a destination in modelyard's own layout: project / task / "models" / model id / version / file.
+OWNED_KEY = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/models/(?P<model>[A-Za-z0-9_.\-]+)/[0-9]+/.+$")
+
+
+def owning_model(uri: str, allowed: Iterable[str]) -> str | None:
+    """Return the id of the model whose folder holds ``uri`` in modelyard's layout, or ``None``.
+
+    Only such objects are modelyard's to delete; a registered URI (or a row changed to point at a
+    destination's root or at another model's folder) is not.
+    """
+    for recorded in allowed:
+        try:
+            root = normalize_destination(recorded)
+        except DestinationError:
+            continue
+        prefix = root if root.endswith("/") else root + "/"
+        if uri.startswith(prefix) and (match := OWNED_KEY.match(uri[len(prefix):])):
+            return match["model"]
+    return None
+
+
 def is_writable(destination: str) -> bool:
     """Tell whether a destination's scheme is installed and a small probe object can be written there."""
     try:
