@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _storage
-from ._errors import FormatError, InvalidArgumentError
+from ._errors import FormatError, IntegrityError, InvalidArgumentError
 from ._uploads import MANIFEST_NAME
 
 #: ``start(label, total_bytes)`` returns ``advance(n_bytes)``.
@@ -91,6 +91,9 @@ def _export_package(uri: str, manifest_sha: str | None, scratch: Path, target: P
     """
     from ._packages import Manifest
 
+    if manifest_sha is None:
+        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
+                             "row may be corrupt")
     base = uri.rstrip("/")
     manifest_path = scratch / MANIFEST_NAME
     _storage.download_verified(f"{base}/{MANIFEST_NAME}", manifest_path, size=None, sha256=manifest_sha)

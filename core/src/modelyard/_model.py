@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import numbers
 import os
 import shutil
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 
 from . import _plugins, _storage
 from ._errors import (
+    IntegrityError,
     InvalidArgumentError,
     ModelyardError,
     NotFoundError,
@@ -473,8 +473,12 @@ def _fetch_package(uri: str, manifest_sha: str | None) -> Path:
 
     from ._packages import Manifest
 
-    key = manifest_sha or hashlib.sha256(uri.encode()).hexdigest()
-    folder = _storage.cache_root() / key[:2] / key
+    if manifest_sha is None:
+        # Packages become ready only with their manifest's sha256: without it nothing could be verified.
+        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
+                             "row may be corrupt")
+    _storage.check_digest(manifest_sha)
+    folder = _storage.cache_root() / manifest_sha[:2] / manifest_sha
     done = folder / "package"
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):

@@ -539,20 +539,82 @@ def download_verified(uri: str, dest: Path, *, size: int | None, sha256: str | N
             os.unlink(tmp)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_digest(sha256: str | None) -> None:
+    """Refuse a recorded sha256 that is not 64 lowercase hex digits (it becomes a cache path component).
+
+    Raises:
+        IntegrityError: The value read back from the registry is not a sha256.
+    """
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise IntegrityError(f"the registry records {sha256!r} as a sha256; the row may be corrupt")
+
+
+def _stamp_path(dest: Path) -> Path:
+    # safe_component never starts a name with a dot, so a stamp can never be some file's cache entry.
+    return dest.with_name(f".{dest.name}.verified")
+
+
+def _is_verified(dest: Path, size: int | None, sha256: str) -> bool:
+    """Tell whether ``dest`` is still exactly the file that was verified against ``sha256``."""
+    try:
+        st = os.stat(dest, follow_symlinks=False)
+        stamp = _stamp_path(dest).read_text(encoding="ascii")
+    except (OSError, ValueError):
+        return False
+    return (os.path.isfile(dest) and not os.path.islink(dest) and (size is None or st.st_size == size)
+            and stamp == f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {sha256}")
+
+
+def _stamp(dest: Path, sha256: str) -> None:
+    """Record the identity of a freshly verified cache file, so a later change to it is noticed."""
+    st = os.stat(dest)
+    stamp = _stamp_path(dest)
+    tmp = stamp.with_name(f"{stamp.name}.{uuid.uuid4().hex[:12]}{_PARTIAL_MARK}")
+    try:
+        tmp.write_text(f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {sha256}", encoding="ascii")
+        os.replace(tmp, stamp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _discard(dest: Path) -> None:
+    for path in (_stamp_path(dest), dest):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str | None) -> Path:
     """Return a verified local copy of an object from the shared download cache.
 
     The cache is keyed by content hash; a cross-process file lock lets two processes fetch the same model at
-    once and both receive a complete file (R12).
+    once and both receive a complete file (R12). A cache entry is served only while it is the very file that
+    was verified (same inode, size and modification time); one changed since, for example by a caller that
+    wrote to the returned path, is discarded and downloaded again (R11).
+
+    Raises:
+        IntegrityError: The object does not match the recorded size or sha256, or the recorded sha256 is
+            not one.
+        StorageError: The object cannot be read, or the disk is full.
     """
+    check_digest(sha256)
     key = sha256 or hashlib.sha256(uri.encode()).hexdigest()
     folder = cache_root() / key[:2] / key
     dest = folder / safe_component(file_name, limit=200)
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        if dest.is_file() and sha256 is not None and (size is None or dest.stat().st_size == size):
+        if sha256 is not None and _is_verified(dest, size, sha256):
             return dest
-        download_verified(uri, dest, size=size, sha256=sha256)
+        _discard(dest)
+        _, actual = download_verified(uri, dest, size=size, sha256=sha256)
+        try:
+            _stamp(dest, actual)
+        except OSError as e:
+            _discard(dest)
+            raise StorageError(f"cannot record the verified download of {uri} in {folder}: {e}") from e
     return dest
 
 
