@@ -37,7 +37,8 @@ def target_name(row: Mapping[str, Any]) -> str:
 
 
 def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Path,
-                   progress: ProgressFactory = _no_progress) -> Path:
+                   progress: ProgressFactory = _no_progress,
+                   on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Download a ready version into ``out_dir`` and return the file (or the package folder) created.
 
     Args:
@@ -45,6 +46,8 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
         destinations: The registry's destinations; the row's URI must lie inside one.
         out_dir: The folder (created if missing).
         progress: Progress callbacks for the bytes transferred.
+        on_first_hash: For a version with no recorded sha256 (a registered URI), called with the size and
+            sha256 downloaded, to record them (trust on first use); it raises to refuse them.
 
     Raises:
         InvalidArgumentError: The target already exists.
@@ -60,9 +63,16 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
     if os.path.lexists(target):
         raise InvalidArgumentError(f"{target} already exists; remove it or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    first = on_first_hash if row["sha256"] is None else None
     if kind is None:
-        _storage.download_verified(uri, target, size=row["size"], sha256=row["sha256"],
-                                   progress=progress(name, row["size"]))
+        got = _storage.download_verified(uri, target, size=row["size"], sha256=row["sha256"],
+                                         progress=progress(name, row["size"]))
+        if first is not None:
+            try:
+                first(*got)
+            except BaseException:
+                target.unlink()
+                raise
         return target
     if kind not in ("zip", "dir"):
         raise FormatError(f"version {row['version']} has an unknown package format {kind!r}; "
@@ -73,8 +83,10 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
             from ._packages import safe_extract_zip
 
             archive = scratch / "package.zip"
-            _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
-                                       progress=progress(name, row["size"]))
+            got = _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
+                                             progress=progress(name, row["size"]))
+            if first is not None:
+                first(*got)
             safe_extract_zip(archive, target)
         else:
             _export_package(uri, row["sha256"], scratch, target, progress)

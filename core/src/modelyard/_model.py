@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -321,7 +321,14 @@ class Model:
         if row["package_format"] == "dir":
             return _fetch_package(uri, row["sha256"])
         return _storage.cached_download(uri, file_name=row["file_name"], size=row["size"],
-                                        sha256=row["sha256"])
+                                        sha256=row["sha256"], on_first_hash=self._first_hash_recorder(row))
+
+    def _first_hash_recorder(self, row: Mapping[str, Any]) -> Callable[[int, str], None] | None:
+        """Return what records the size and sha256 of a registered URI on its first download (TOFU)."""
+        if row["sha256"] is not None:
+            return None
+        version_id = row["id"]
+        return lambda size, sha256: self._registry.record_first_hash(version_id, size, sha256)
 
     # -- archive and remove -------------------------------------------------------------------------
 

@@ -587,7 +587,8 @@ def _discard(dest: Path) -> None:
             os.unlink(path)
 
 
-def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str | None) -> Path:
+def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str | None,
+                    on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Return a verified local copy of an object from the shared download cache.
 
     The cache is keyed by content hash; a cross-process file lock lets two processes fetch the same model at
@@ -595,27 +596,61 @@ def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str |
     was verified (same inode, size and modification time); one changed since, for example by a caller that
     wrote to the returned path, is discarded and downloaded again (R11).
 
+    Args:
+        uri: The object (already checked to lie inside the registry's destinations).
+        file_name: The name the cached file gets (made a safe path component).
+        size: The recorded size, or ``None``.
+        sha256: The recorded sha256, or ``None`` for a registered URI never downloaded before.
+        on_first_hash: With ``sha256=None``, called with the size and sha256 of the downloaded bytes before
+            they enter the cache, to record them (trust on first use); it raises to refuse them.
+
     Raises:
         IntegrityError: The object does not match the recorded size or sha256, or the recorded sha256 is
             not one.
         StorageError: The object cannot be read, or the disk is full.
     """
     check_digest(sha256)
-    key = sha256 or hashlib.sha256(uri.encode()).hexdigest()
-    folder = cache_root() / key[:2] / key
-    dest = folder / safe_component(file_name, limit=200)
+    name = safe_component(file_name, limit=200)
+    if sha256 is None:
+        return _first_download(uri, name, size, on_first_hash)
+    folder = cache_root() / sha256[:2] / sha256
+    dest = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        if sha256 is not None and _is_verified(dest, size, sha256):
-            return dest
-        _discard(dest)
-        _, actual = download_verified(uri, dest, size=size, sha256=sha256)
-        try:
-            _stamp(dest, actual)
-        except OSError as e:
+        if not _is_verified(dest, size, sha256):
             _discard(dest)
-            raise StorageError(f"cannot record the verified download of {uri} in {folder}: {e}") from e
+            download_verified(uri, dest, size=size, sha256=sha256)
+            _stamp_or_discard(uri, dest, sha256)
     return dest
+
+
+def _first_download(uri: str, name: str, size: int | None,
+                    on_first_hash: Callable[[int, str], None] | None) -> Path:
+    """Download an object with no recorded sha256, let the caller record it, then cache it under its hash."""
+    scratch = Path(tempfile.mkdtemp(dir=cache_root(), prefix=".first-", suffix=_PARTIAL_MARK))
+    try:
+        got_size, got_sha = download_verified(uri, scratch / name, size=size, sha256=None)
+        if on_first_hash is not None:
+            on_first_hash(got_size, got_sha)
+        folder = cache_root() / got_sha[:2] / got_sha
+        dest = folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not _is_verified(dest, got_size, got_sha):
+                _discard(dest)
+                os.replace(scratch / name, dest)
+                _stamp_or_discard(uri, dest, got_sha)
+        return dest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _stamp_or_discard(uri: str, dest: Path, sha256: str) -> None:
+    try:
+        _stamp(dest, sha256)
+    except OSError as e:
+        _discard(dest)
+        raise StorageError(f"cannot record the verified download of {uri} in {dest.parent}: {e}") from e
 
 
 def copy_tree(src: Path, dest: Path) -> None:
