@@ -206,16 +206,21 @@ def validate_config_text(text: object) -> str:
         The text as ``str``, unchanged.
 
     Raises:
-        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate.
+        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate
+            or a NUL character.
     """
     if isinstance(text, bytes | bytearray | memoryview):
         try:
-            return bytes(text).decode("utf-8")
+            text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
             raise ConfigError(f"Config text is not valid UTF-8 (byte {e.start}: {e.reason}). "
                               "Decode it with the right encoding and pass a str.") from None
     if not isinstance(text, str):
         raise ConfigError(f"Config text must be a str, not {type(text).__name__}.")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; refuse it on every backend so a registry behaves the same on both.
+        raise ConfigError(f"Config text contains a NUL character at index {text.index(chr(0))}; it cannot be "
+                          "stored.")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:

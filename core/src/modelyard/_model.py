@@ -564,6 +564,12 @@ class InputModel(Model):
             raise InvalidArgumentError(f"weights_url must be a non-empty string, got {weights_url!r}")
         config = _config_from_args(config_text, config_dict)
         labels = validate_labels(label_enumeration) if label_enumeration is not None else None
+        if name is not None:
+            _check_name(name, "name")
+        if project is not None:
+            _check_name(project, "project")
+        _check_free_text(comment, "comment")
+        _check_free_text(framework, "framework")
         uri = _storage.normalize_destination(weights_url)
         registry = get_registry()
         model_id = uuid.uuid4().hex
@@ -632,12 +638,12 @@ class OutputModel(Model):
         config = _config_from_args(config_text, config_dict)
         labels = validate_labels(label_enumeration) if label_enumeration is not None else None
         tag_list = check_tags(tags)
-        if name is not None and (not isinstance(name, str) or not name or "\x00" in name):
-            raise InvalidArgumentError(f"name must be a non-empty string without NUL, got {name!r}")
-        if comment is not None and not isinstance(comment, str):
-            raise InvalidArgumentError(f"comment must be a string, got {type(comment).__name__}")
+        if name is not None:
+            _check_name(name, "name")
+        _check_free_text(comment, "comment")
         if framework is not None and not isinstance(framework, str):
             framework = getattr(framework, "name", None) or str(framework)
+        _check_free_text(framework, "framework")
         self._task = task
         self._registry = get_registry()
         if config is None or labels is None:
@@ -690,8 +696,7 @@ class OutputModel(Model):
 
     @comment.setter
     def comment(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise InvalidArgumentError(f"comment must be a string, got {type(value).__name__}")
+        _check_free_text(value, "comment")
         self._registry.update_model(self._id, require_unpublished=True, comment=value)
 
     @property
@@ -1019,6 +1024,17 @@ def _host() -> str:
     from ._settings import hostname
 
     return hostname()
+
+
+def _check_name(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidArgumentError(f"{what} must be a non-empty string without NUL, got {value!r}")
+
+
+def _check_free_text(value: Any, what: str) -> None:
+    # NUL is refused everywhere, not only where PostgreSQL would fail: a registry works the same on both.
+    if value is not None and (not isinstance(value, str) or "\x00" in value):
+        raise InvalidArgumentError(f"{what} must be a string without NUL characters, got {value!r}")
 
 
 def _check_file_name(name: Any) -> None:
