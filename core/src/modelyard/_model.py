@@ -491,19 +491,22 @@ def _fetch_package(uri: str, manifest_sha: str | None) -> Path:
     with FileLock(str(folder) + ".lock"):
         if done.is_dir():
             return done
-        manifest_path = folder / MANIFEST_NAME
-        _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
-                                   sha256=manifest_sha)
-        manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
-        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
+        # Manifest and members go to a scratch folder; only a complete, verified package is moved into place.
+        scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
         try:
+            manifest_path = scratch / MANIFEST_NAME
+            _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
+                                       sha256=manifest_sha)
+            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+            staging = scratch / "package"
+            staging.mkdir()
             for entry in manifest.entries:
                 target = staging.joinpath(*entry.path.split("/"))
                 _storage.download_verified(f"{uri.rstrip('/')}/{_storage.package_key(entry.path)}", target,
                                            size=entry.size, sha256=entry.sha256)
             os.replace(staging, done)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     return done
 
 
