@@ -292,6 +292,10 @@ class UploadEngine:
                                              model_id=job.model_id, version=job.version))
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded on the version and raised
             cause = f"{type(exc).__name__}: {exc}"
+            if job.package:
+                # Members are committed one by one: those that made it must not outlive the failed version.
+                with contextlib.suppress(Exception):
+                    _storage.delete_uri(job.uri)
             kept = self._settle_failure(job)
             if kept:
                 cause += f" (the snapshot is kept at {kept})"
