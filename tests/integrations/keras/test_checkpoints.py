@@ -35,7 +35,7 @@ def test_every_epoch_is_a_version_with_iteration_metric_config_and_files(tmp_pat
         assert math.isclose(v.metadata["metrics"]["val_accuracy"],
                             history.history["val_accuracy"][v.iteration - 1], rel_tol=1e-6)
         assert v.metadata["epoch"] == v.iteration
-    assert [v.metadata["step"] for v in versions] == [6, 12, 18]  # 96 samples / batch 16, per epoch
+    assert [v.metadata["global_step"] for v in versions] == [6, 12, 18]  # 96 samples / batch 16, per epoch
     assert tagged(model, "last") == [3]
     assert tagged(model, "best") == [1 + min(range(3), key=val_losses.__getitem__)]
     assert version_files(model.id, 3) == ["model.keras", "model.safetensors"]
@@ -226,3 +226,39 @@ def test_private_folders_are_removed_after_upload(tmp_path: Path) -> None:
     callback = ModelyardCallback()
     fit(make_classifier(), callback, epochs=3)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def drive(callback: ModelyardCallback, scores: list[float], monitor: str = "val_loss") -> Model:
+    """Run the callback's epoch events by hand with chosen scores (a real fit cannot be made to yield NaN)."""
+    model = make_classifier()
+    fit(model, keras.callbacks.Callback(), epochs=1, validation=False)  # builds the optimizer
+    callback.set_model(model)
+    callback.set_params({"epochs": len(scores), "steps": 1, "verbose": 0})
+    callback.on_train_begin()
+    for epoch, score in enumerate(scores):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, {"loss": 1.0, monitor: score})
+    callback.on_train_end()
+    return Model(str(callback.model_id))
+
+
+def test_non_finite_scores_are_recorded_as_text_and_never_best() -> None:
+    model = drive(ModelyardCallback(save_weights_only=True), [math.nan, 0.5, math.inf, 0.7])
+    assert [v.metadata["score"] for v in model.versions] == ["nan", 0.5, "inf", 0.7]
+    assert [v.metadata["metrics"]["val_loss"] for v in model.versions] == ["nan", 0.5, "inf", 0.7]
+    assert tagged(model, "best") == [2]
+    assert tagged(model, "last") == [4]
+
+
+def test_non_finite_scores_only_fill_free_places_in_the_top_k(modelyard_home: Path) -> None:
+    callback = ModelyardCallback(save_weights_only=True, keep_top_k=2)
+    model = drive(callback, [math.nan, 0.5, math.nan, 0.4, 0.6])
+    assert [(v.iteration, v.metadata["score"]) for v in model.versions] == [(2, 0.5), (4, 0.4)]
+    assert len(stored_packages(modelyard_home)) == 2
+    assert drive(ModelyardCallback(save_weights_only=True, save_best_only=True),
+                 [math.nan, 0.5, math.nan, 0.4]).versions[0].iteration == 2
+
+
+def test_ties_never_displace_and_the_oldest_goes_first() -> None:
+    model = drive(ModelyardCallback(save_weights_only=True, keep_top_k=2), [0.5, 0.5, 0.5, 0.3])
+    assert [v.iteration for v in model.versions] == [2, 4]

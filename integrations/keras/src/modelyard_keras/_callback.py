@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelyard import InvalidArgumentError, OutputModel, Task
+from modelyard import InvalidArgumentError, NotFoundError, OutputModel, Task
 
 from . import _labels
 from ._config import run_config
@@ -33,6 +33,10 @@ PACKAGE_NAME = "checkpoint"
 HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2")
 
 
+#: Version states after which removing a version no longer waits for its upload.
+_SETTLED = ("ready", "failed")
+
+
 @dataclass
 class _Kept:
     """A version this run recorded and still manages."""
@@ -51,12 +55,20 @@ def _resolve_mode(monitor: str | None, mode: str) -> str:
     return "max" if any(key in name for key in HIGHER_IS_BETTER) else "min"
 
 
-def _finite(value: Any) -> float | None:
+def _number(value: Any) -> float | None:
+    """A metric value as a float, or ``None`` when it is not a number."""
     try:
-        number = float(value)
+        return float(value)
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+
+
+def _recorded(value: Any) -> float | str | None:
+    """A metric value as JSON: a finite number, ``"nan"``/``"inf"``/``"-inf"`` text, or ``None``."""
+    number = _number(value)
+    if number is None:
+        return None
+    return number if math.isfinite(number) else str(number)
 
 
 class ModelyardCallback(keras.callbacks.Callback):
@@ -162,6 +174,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._last_batch = 0
         self._since_save = 0
         self._folders: list[str] = []
+        self._retiring: list[int] = []
 
     @property
     def output_model(self) -> OutputModel | None:
@@ -227,6 +240,7 @@ class ModelyardCallback(keras.callbacks.Callback):
             return
         if self._wait:
             OutputModel.wait_for_uploads()
+        self._retire(wait=True)
         self._sweep_folders()
 
     # -- capturing ----------------------------------------------------------------------------------
@@ -235,10 +249,11 @@ class ModelyardCallback(keras.callbacks.Callback):
         return score > than if self._mode == "max" else score < than
 
     def _score(self, logs: Mapping[str, Any]) -> tuple[bool, float | None]:
-        """Return whether the monitored metric is in ``logs``, and its value (``None`` if not finite)."""
+        """Return whether the monitored metric is in ``logs``, and its value to rank by (finite or None)."""
         if self._monitor is None or self._monitor not in logs:
             return False, None
-        return True, _finite(logs[self._monitor])
+        number = _number(logs[self._monitor])
+        return True, number if number is not None and math.isfinite(number) else None
 
     def _should_capture(self, present: bool, score: float | None, logs: Mapping[str, Any]) -> bool:
         ranked = self._save_best_only or (self._keep_top_k is not None and self._monitor is not None)
@@ -252,13 +267,13 @@ class ModelyardCallback(keras.callbacks.Callback):
                     f"(available: {sorted(logs)}); checkpoints are skipped until it is. Pass validation data "
                     "for val_ metrics, or monitor one of the available ones.", stacklevel=3)
             return False
-        if score is None:  # NaN or infinite: never the best, never displaces anything
-            return False
-        if self._save_best_only and self._best is not None and not self._better(score, self._best):
+        if self._save_best_only and (score is None or (self._best is not None
+                                                        and not self._better(score, self._best))):
             return False
         if self._keep_top_k is not None and len(self._kept) >= self._keep_top_k:
+            # A NaN or infinite score (None here) ranks below every number: it only fills free places.
             worst = self._worst()
-            return worst.score is None or self._better(score, worst.score)
+            return score is not None and (worst.score is None or self._better(score, worst.score))
         return True
 
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
@@ -269,8 +284,9 @@ class ModelyardCallback(keras.callbacks.Callback):
         is_best = score is not None and (self._best is None or self._better(score, self._best))
         tags = [LAST_TAG, BEST_TAG] if is_best else [LAST_TAG]
         metadata = {
-            "monitor": self._monitor, "score": score, "mode": self._mode, "epoch": self._epoch + 1,
-            "step": self._optimizer_step(), "metrics": {str(k): _finite(v) for k, v in logs.items()},
+            "monitor": self._monitor, "score": _recorded(logs[self._monitor]) if present and self._monitor else None,
+            "mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
+            "metrics": {str(k): _recorded(v) for k, v in logs.items()},
             "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE],
         }
         self._sweep_folders()
@@ -287,7 +303,8 @@ class ModelyardCallback(keras.callbacks.Callback):
             raise
         self._folders.append(folder)  # the files are the upload's now; the empty folder is swept later
         version = self._version_at(uri)
-        self._output.set_version_tags(version, add=tags, exclusive=True)
+        if self._saves:  # earlier versions of this fit may carry the tags: move them here
+            self._output.set_version_tags(version, add=tags, exclusive=True)
         if is_best:
             self._best = score
         self._kept.append(_Kept(version, score, self._saves))
@@ -303,6 +320,11 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     def _version_at(self, uri: str) -> int:
         assert self._output is not None
+        # The object key ends in ".../models/<model id>/<version>/<file name>" (DESIGN.md, "Object key"):
+        # reading the number from it saves a registry round trip per checkpoint; the registry decides if not.
+        head, number, name = ("//" + uri.rstrip("/")).rsplit("/", 2)
+        if name == PACKAGE_NAME and number.isdigit() and head.endswith(f"/models/{self._output.id}"):
+            return int(number)
         for v in reversed(self._output.versions):
             if v.uri == uri:
                 return v.version
@@ -323,14 +345,31 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     def _retain(self) -> None:
         """Mirror ``keep_top_k`` in the registry and storage."""
+        if self._keep_top_k is not None:
+            while len(self._kept) > self._keep_top_k:
+                victim = self._worst()
+                self._kept.remove(victim)
+                self._retiring.append(victim.version)
+        self._retire(wait=False)
+
+    def _retire(self, *, wait: bool) -> None:
+        """Remove displaced versions whose uploads settled (all of them if ``wait``).
+
+        Removing a version that is still uploading waits for the upload, which must not stall training: such
+        a version is removed at a later checkpoint, or when training ends.
+        """
         assert self._output is not None
-        if self._keep_top_k is None:
-            return
-        while len(self._kept) > self._keep_top_k:
-            victim = self._worst()
-            self._kept.remove(victim)
-            # False when pinned or published: it stays in storage, outside this run's retention.
-            self._output.remove_version(victim.version)
+        keep: list[int] = []
+        for version in self._retiring:
+            try:
+                if not wait and self._output.get_version(version).state not in _SETTLED:
+                    keep.append(version)
+                    continue
+                # False when pinned or published: it stays in storage, outside this run's retention.
+                self._output.remove_version(version)
+            except NotFoundError:
+                continue  # already removed by someone else
+        self._retiring = keep
 
     def _sweep_folders(self) -> None:
         """Remove the temporary folders whose files the upload engine has already taken away."""
