@@ -38,9 +38,10 @@ from _common import table, write_results  # noqa: E402
 from modelyard import OutputModel, Task  # noqa: E402
 from modelyard.testing import isolated_state  # noqa: E402
 from modelyard_keras import ModelyardCallback  # noqa: E402
+from modelyard_keras._weights import save_weights as write_safetensors  # noqa: E402
 
 # name -> (input width, hidden width): Input(w) -> Dense(h) -> Dense(h) -> Dense(10)
-MODELS = {"small": (64, 256), "medium": (1024, 2048), "large": (2048, 4096)}
+MODELS = {"tiny": (8, 32), "small": (64, 256), "medium": (1024, 2048), "large": (2048, 4096)}
 
 
 def mlp(width: int, hidden: int) -> keras.Model:
@@ -89,24 +90,38 @@ def bench_capture(work: Path, names: list[str], reps: int) -> list[dict]:
             epochs = iter(range(10**6))
             candidates = {
                 "save_weights": partial(model.save_weights, folder / "w.weights.h5"),
+                "safetensors_write": partial(write_safetensors, model, folder / "w.safetensors"),
                 "capture": lambda cb=callbacks[True], n=epochs: cb.on_epoch_end(next(n), {}),
                 "save": partial(model.save, folder / "m.keras"),
                 "capture_full": lambda cb=callbacks[False], n=epochs: cb.on_epoch_end(next(n), {}),
             }
-            # Interleave the four measurements rep by rep, so machine noise hits them alike.
+            def fresh_start(folder: Path = folder) -> None:
+                # Every write lands on a new file name, as the callback's do: overwriting the previous
+                # file would charge freeing its blocks to the timed call.
+                OutputModel.wait_for_uploads()
+                for old in folder.iterdir():
+                    old.unlink()
+
+            # Interleave the measurements rep by rep, so machine noise hits them alike.
             samples: dict[str, list[float]] = {key: [] for key in candidates}
             for _ in range(reps + 1):  # the first round warms caches up and is dropped
                 for key, fn in candidates.items():
-                    samples[key] += timed(fn, 1, between=OutputModel.wait_for_uploads)
+                    samples[key] += timed(fn, 1, between=fresh_start)
             OutputModel.wait_for_uploads()
             for cb in callbacks.values():
                 cb.on_train_end()
         s = {k: summary(v[1:]) for k, v in samples.items()}
         added = s["capture"]["median_ms"] / s["save_weights"]["median_ms"] - 1
+        added_min = s["capture"]["min_ms"] / s["save_weights"]["min_ms"] - 1
+        # Each round times both back to back: the per-round ratio cancels most of the machine's load swings.
+        added_paired = statistics.median(c / w - 1 for c, w in zip(samples["capture"][1:],
+                                                                   samples["save_weights"][1:], strict=True))
         added_full = s["capture_full"]["median_ms"] / s["save"]["median_ms"] - 1
         rows.append({"model": name, "params": params, "weights_mib": params * 4 / 2**20,
                      "keras_save_weights": s["save_weights"], "callback_capture_weights_only": s["capture"],
-                     "added_vs_save_weights": added,
+                     "added_vs_save_weights": added, "added_vs_save_weights_by_min": added_min,
+                     "added_vs_save_weights_paired_median": added_paired,
+                     "of_which_safetensors_write": s["safetensors_write"],
                      "keras_save_keras_archive": s["save"], "callback_capture_full": s["capture_full"],
                      "added_full_vs_save": added_full})
     return rows
@@ -176,6 +191,10 @@ def bench_batches(work: Path, epochs: int, rounds: int) -> dict:
     return {"batch_hook_ns": hook_ns, "fit_per_batch": fits, "batches_per_epoch": 4096 // 16}
 
 
+def _ms(stats: dict[str, float]) -> str:
+    return f"{stats['median_ms']:.1f} ({stats['min_ms']:.1f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repetitions, no results file")
@@ -185,22 +204,26 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    names = ["small", "medium"] if args.quick else list(MODELS)
-    reps = 3 if args.quick else 15
+    names = ["tiny", "medium"] if args.quick else list(MODELS)
+    load_before = os.getloadavg()
+    reps = 3 if args.quick else 25
     with tempfile.TemporaryDirectory(prefix="bench-keras-") as tmp:
         work = Path(tmp)
         capture = bench_capture(work, names, reps)
         batches = bench_batches(work, epochs=3 if args.quick else 3, rounds=2 if args.quick else 12)
 
-    table(f"(a) capture in the training thread, backend {keras.backend.backend()} (median of {reps}; ms)",
-          ["model", "params", "MiB", "save_weights", "capture", "added", "save .keras", "capture+.keras",
-           "added"],
-          [[r["model"], f"{r['params']:,}", f"{r['weights_mib']:.1f}",
-            f"{r['keras_save_weights']['median_ms']:.1f}",
-            f"{r['callback_capture_weights_only']['median_ms']:.1f}", f"{r['added_vs_save_weights']:+.0%}",
-            f"{r['keras_save_keras_archive']['median_ms']:.1f}",
-            f"{r['callback_capture_full']['median_ms']:.1f}",
-            f"{r['added_full_vs_save']:+.0%}"] for r in capture])
+    load_after = os.getloadavg()
+    print(f"load (1 min) before/after: {load_before[0]:.1f}/{load_after[0]:.1f}, CPUs: {os.cpu_count()}")
+    backend = keras.backend.backend()
+    table(f"(a) capture in the training thread, {backend} backend; ms, median (min) of {reps}",
+          ["model", "params", "MiB", "save_weights", "capture", "added", "by min", "paired",
+           "safetensors part", "save .keras", "capture+.keras", "added"],
+          [[r["model"], f"{r['params']:,}", f"{r['weights_mib']:.2f}",
+            _ms(r["keras_save_weights"]), _ms(r["callback_capture_weights_only"]),
+            f"{r['added_vs_save_weights']:+.0%}", f"{r['added_vs_save_weights_by_min']:+.0%}",
+            f"{r['added_vs_save_weights_paired_median']:+.0%}",
+            _ms(r["of_which_safetensors_write"]), _ms(r["keras_save_keras_archive"]),
+            _ms(r["callback_capture_full"]), f"{r['added_full_vs_save']:+.0%}"] for r in capture])
     table("(b) per-batch time of fit on batches that do not save (median; µs of wall and of process CPU)",
           ["configuration", "wall", "added", "CPU", "added"],
           [[k, f"{v['median_us']:.0f}", f"{v['added_vs_no_callback']:+.1%}", f"{v['cpu_median_us']:.0f}",
@@ -210,6 +233,7 @@ def main() -> None:
         path = write_results("keras_overhead", {"backend": keras.backend.backend(),
                                                 "keras": keras.__version__, "repetitions": reps,
                                                 "torch_threads": args.threads,
+                                                "load_average_before_after": [load_before[0], load_after[0]],
                                                 "capture": capture, "batches": batches})
         print(f"\nwrote {path}")
 

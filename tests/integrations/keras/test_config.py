@@ -7,6 +7,7 @@ import math
 
 import keras
 import numpy as np
+import pytest
 
 from modelyard_keras._config import json_safe
 
@@ -52,3 +53,35 @@ def test_a_subclassed_model_without_get_config_still_records() -> None:
     config = Model(str(callback.model_id)).config_dict
     assert config["model"]["class_name"] == "Net"
     assert config["compile"]["loss"] == "mse"
+
+
+class Unserializable(keras.Model):
+    """A subclassed model Keras cannot serialize: a function argument and no get_config()."""
+
+    def __init__(self, width: int, activation=lambda x: x) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(width)
+        self.activation = activation
+
+    def call(self, x):
+        return self.activation(self.dense(x))
+
+
+def test_an_unserializable_model_fails_before_training_unless_weights_only() -> None:
+    from modelyard import InvalidArgumentError, Model
+    from modelyard_keras import ModelyardCallback, load_weights
+
+    x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.zeros((16, 2), "float32")
+    net = Unserializable(2)
+    net.compile(optimizer="sgd", loss="mse")
+    callback = ModelyardCallback()
+    with pytest.raises(InvalidArgumentError, match="save_weights_only=True"):
+        net.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    assert Model.query_models() == []
+
+    callback = ModelyardCallback(save_weights_only=True)
+    net.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+    fresh = Unserializable(2)
+    fresh(x[:1])  # build
+    load_weights(fresh, str(callback.model_id))
+    np.testing.assert_array_equal(fresh.predict(x, verbose=0), net.predict(x, verbose=0))

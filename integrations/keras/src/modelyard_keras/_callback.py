@@ -111,6 +111,8 @@ class ModelyardCallback(keras.callbacks.Callback):
         InvalidArgumentError: An invalid argument or combination of arguments.
         LabelError: Invalid labels, a dataset without ``class_names``, or (when training starts) labels
             that do not match the model's output units.
+        InvalidArgumentError: (when training starts) Keras cannot serialize the model for the ``.keras``
+            archive and ``save_weights_only`` is not set.
 
     Without ``class_names``, ``label_enumeration`` or ``dataset``, the labels are read from a
     ``StringLookup``/``IntegerLookup`` layer at the model's output when there is one.
@@ -203,11 +205,27 @@ class ModelyardCallback(keras.callbacks.Callback):
         labels = self._given_labels or _labels.from_model(model)
         if labels is not None:
             _labels.check_against_output(labels, model)
+        if not self._save_weights_only:
+            self._check_archivable(model)
         task = self._task or Task.current_task() or Task.init(project_name="keras", task_name=str(model.name))
         self._output = OutputModel(
             task=task, config_dict=run_config(model, self.params, self._settings()),
             label_enumeration=labels.mapping if labels is not None else None,
             name=self._name or str(model.name), tags=self._tags, framework="keras")
+
+    @staticmethod
+    def _check_archivable(model: Any) -> None:
+        """Fail before training, not at the first checkpoint, when Keras cannot write a ``.keras`` archive."""
+        try:
+            model.get_config()
+        except Exception as e:  # Keras raises NotImplementedError; custom get_config() may raise anything
+            why = " ".join(str(e).split())
+            why = why if len(why) <= 240 else why[:240] + "..."
+            raise InvalidArgumentError(
+                f"Keras cannot write a .keras archive of model {model.name!r} ({type(model).__name__}): "
+                f"get_config() failed with {type(e).__name__}: {why} Implement "
+                "get_config() (and register the class with @keras.saving.register_keras_serializable()), or "
+                "pass save_weights_only=True to record model.safetensors only.") from e
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Remember the epoch (for batch-level checkpoints' metadata)."""
@@ -283,8 +301,9 @@ class ModelyardCallback(keras.callbacks.Callback):
             return
         is_best = score is not None and (self._best is None or self._better(score, self._best))
         tags = [LAST_TAG, BEST_TAG] if is_best else [LAST_TAG]
+        recorded = _recorded(logs[self._monitor]) if present and self._monitor is not None else None
         metadata = {
-            "monitor": self._monitor, "score": _recorded(logs[self._monitor]) if present and self._monitor else None,
+            "monitor": self._monitor, "score": recorded,
             "mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
             "metrics": {str(k): _recorded(v) for k, v in logs.items()},
             "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE],
