@@ -79,6 +79,22 @@ def test_top_k_rotation_is_mirrored_in_storage(namespace: str, tmp_path: Path, f
     assert sum("best" in v.tags for v in model.versions) == sum("last" in v.tags for v in model.versions) == 1
 
 
+def test_no_scratch_file_outlives_its_upload(tmp_path: Path) -> None:
+    """Our hard links to rotated-out checkpoints go as soon as their upload settles, not at the end."""
+    scratch = tmp_path / "tmp"  # tempfile.tempdir in these tests
+    seen: list[int] = []
+
+    class Probe(lightning("lightning.pytorch").Callback):  # type: ignore[misc,name-defined]
+        def on_train_batch_end(self, *args: Any) -> None:
+            seen.append(sum(1 for p in scratch.rglob("*") if p.is_file()))
+
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=1, every_n_train_steps=1)
+    fit("lightning.pytorch", tmp_path, ModelyardCallback(), Probe(), checkpoint, max_epochs=3)
+    assert len(seen) == 12
+    assert max(seen) < 12, seen  # 12 saves would leave 24 links (weights + .ckpt) without the cleanup
+    assert not any(p.is_file() for p in scratch.rglob("*"))
+
+
 def test_iteration_is_the_global_step_and_metadata_follows_the_file(tmp_path: Path) -> None:
     callback = ModelyardCallback(mirror_retention=False)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}-{step}",

@@ -449,6 +449,8 @@ class ModelyardCallbackImpl:
             if changed or tags != mirror.tags:
                 mirror.tags = tags
                 recorder.submit(recorder.retag, mirror.index, *tags)
+        if pending is not None:
+            recorder.submit(pending.weights.release)  # each version recorded above has its own link
 
     @staticmethod
     def _key(mirror: _Mirror, path: Any) -> FileKey | None:
@@ -496,6 +498,7 @@ class ModelyardCallbackImpl:
         version = recorder.submit(recorder.record, FINAL, spec, None, pending.weights, folder, pending.step,
                                   metadata)
         recorder.submit(lambda: recorder.tag_final(FINAL, version.result()))
+        recorder.submit(pending.weights.release)
 
     # -- scratch files -----------------------------------------------------------------------------------
 

@@ -75,6 +75,10 @@ class Weights:
                 self.written.set()
         return self.path
 
+    def release(self) -> None:
+        """Remove the shared file once every version of its step holds its own link to it."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
 
 class Recorder:
     """Runs a run's registry work in order on one background thread.
@@ -101,6 +105,8 @@ class Recorder:
         self._tagged: dict[tuple[int, str], int] = {}
         self._newest: dict[int, int] = {}
         self._retiring: list[tuple[OutputModel, int]] = []
+        #: Our folders (links to the trainer's .ckpt and to model.safetensors) until their upload settles.
+        self._scratch: list[tuple[OutputModel, int, Path]] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-lightning")
         self._futures: list[Future[Any]] = []
         self._lock = threading.Lock()
@@ -167,7 +173,9 @@ class Recorder:
             key: The trainer's file this version mirrors (``None``: the final model, mirroring no file).
             weights: The state dict saved with it.
             folder: A fresh folder of ours holding the version's ``.ckpt`` (a hard link to the trainer's file)
-                or nothing (``save_training_state=False``); ``model.safetensors`` is linked in here.
+                or nothing (``save_training_state=False``); ``model.safetensors`` is linked in here. The files
+                are handed over as not ours to delete (their inode is shared with the trainer's file and the
+                step's weights): modelyard snapshots them, and the folder is removed once the upload settled.
             step: The global step.
             metadata: The version's metadata.
 
@@ -184,9 +192,10 @@ class Recorder:
         files = sorted(str(p) for p in folder.iterdir())
         name = Path(key[0]).stem if key is not None else "final"
         model.update_weights_package(weights_filenames=files, target_filename=name or "checkpoint",
-                                     upload_uri=self._upload_uri, auto_delete_file=True, iteration=step,
+                                     upload_uri=self._upload_uri, auto_delete_file=False, iteration=step,
                                      metadata=metadata, snapshot="link")
         version = model.versions[-1].version
+        self._scratch.append((model, version, folder))
         if key is not None:
             self._versions[index][key] = version
         self._newest[index] = version
@@ -223,7 +232,18 @@ class Recorder:
         self.models[index].set_version_tags(version, add=[LAST_TAG], exclusive=True)
 
     def retire_settled(self, *, wait: bool) -> None:
-        """Remove the versions whose files are gone, once their uploads settled (all of them if ``wait``)."""
+        """Remove the versions whose files are gone, once their uploads settled (all of them if ``wait``).
+
+        Also removes our folders of settled uploads: the links in them would keep rotated-out checkpoints
+        on disk.
+        """
+        pending: list[tuple[OutputModel, int, Path]] = []
+        for model, version, folder in self._scratch:
+            if wait or _settled(model, version):
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                pending.append((model, version, folder))
+        self._scratch = pending
         keep: list[tuple[OutputModel, int]] = []
         for model, version in self._retiring:
             try:
@@ -235,3 +255,10 @@ class Recorder:
                 continue
             model.remove_version(version)  # False when pinned or published: kept, by design
         self._retiring = keep
+
+
+def _settled(model: OutputModel, version: int) -> bool:
+    try:
+        return model.get_version(version).state in _SETTLED
+    except NotFoundError:
+        return True
