@@ -19,7 +19,7 @@ except ImportError as e:
 __all__ = ["ModelyardCallback"]
 
 
-class ModelyardCallback(ModelyardCallbackImpl, Callback):  # type: ignore[misc]  # Callback is untyped here
+class ModelyardCallback(ModelyardCallbackImpl, Callback):
     """Record every checkpoint of a ``lightning.pytorch`` run in modelyard (see ``ModelyardCallbackImpl``)."""
 
     __doc__ = ModelyardCallbackImpl.__doc__

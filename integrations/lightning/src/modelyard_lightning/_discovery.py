@@ -89,7 +89,8 @@ def hparams_of(obj: Any) -> dict[str, Any]:
     hparams = getattr(obj, "hparams", None) if obj is not None else None
     if not isinstance(hparams, Mapping):
         return {}
-    return json_safe(dict(hparams))  # type: ignore[no-any-return]
+    safe: dict[str, Any] = json_safe(dict(hparams))
+    return safe
 
 
 def _qualname(obj: Any) -> str:

@@ -236,7 +236,8 @@ class ModelyardCallbackImpl:
         self._reset()
         self._active = True
         datamodule = getattr(trainer, "datamodule", None)
-        labels, where = self._labels_arg, "label_enumeration"
+        labels: dict[str, int] | None = self._labels_arg
+        where: str | None = "label_enumeration"
         if labels is None and self._discover_labels:
             labels, where = discover_labels(pl_module, datamodule)
         if labels is not None and where is not None:
@@ -429,8 +430,8 @@ class ModelyardCallbackImpl:
                     recorder.submit(recorder.forget, mirror.index, (path, fp))
                     changed = True
             for path in _current_files(mirror.checkpoint):
-                fp = _fingerprint(path)
-                if fp is None or path in mirror.seen or mirror.preexisting.get(path) == fp:
+                current = _fingerprint(path)
+                if current is None or path in mirror.seen or mirror.preexisting.get(path) == current:
                     continue
                 if pending is None:  # a weights-only save: no capture yet, and no optimizer step since
                     pending = _Pending(int(trainer.current_epoch), int(trainer.global_step),
@@ -438,9 +439,9 @@ class ModelyardCallbackImpl:
                 folder = self._new_folder(near=path)
                 if self.save_training_state:
                     self._link_checkpoint(path, folder)
-                mirror.seen[path] = fp
+                mirror.seen[path] = current
                 metadata = self._metadata(trainer, mirror.checkpoint, path, pending)
-                recorder.submit(recorder.record, mirror.index, mirror.spec, (path, fp), pending.weights,
+                recorder.submit(recorder.record, mirror.index, mirror.spec, (path, current), pending.weights,
                                 folder, pending.step, metadata)
                 changed = True
             tags = (self._key(mirror, getattr(mirror.checkpoint, "best_model_path", "")),
@@ -504,11 +505,12 @@ class ModelyardCallbackImpl:
 
     def _new_folder(self, near: str | None = None) -> Path:
         """A fresh folder of ours, on the file system of ``near`` when given (so hard links work)."""
-        device = os.stat(os.path.dirname(near)).st_dev if near is not None else None
+        near_dir = os.path.dirname(near) if near is not None else None
+        device = os.stat(near_dir).st_dev if near_dir is not None else None
         if not self._scratch_roots or device is not None and device != self._scratch_dev:
             base = None
             if device is not None and os.stat(tempfile.gettempdir()).st_dev != device:
-                base = os.path.dirname(near)  # type: ignore[arg-type]  # the temp dir is on another disk
+                base = near_dir  # the temp dir is on another disk: a hidden folder beside the checkpoints
             prefix = ".modelyard-lightning-" if base else "modelyard-lightning-"  # hidden next to checkpoints
             root = tempfile.mkdtemp(prefix=prefix, dir=base)
             self._scratch_roots.append(root)

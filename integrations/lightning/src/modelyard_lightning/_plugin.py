@@ -7,13 +7,18 @@ by :func:`modelyard.get_callback_class`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelyard.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from modelyard.hookspecs import RegisterIntegration
 
 PACKAGE = "modelyard-lightning"
 
 
 @hookimpl
-def modelyard_register_integrations(register) -> None:  # type: ignore[no-untyped-def]  # pluggy passes it
+def modelyard_register_integrations(register: RegisterIntegration) -> None:
     """Register ``lightning`` (``lightning.pytorch``) and ``pytorch_lightning`` (the standalone package)."""
     register("lightning", "modelyard_lightning._callback:ModelyardCallback", framework="lightning",
              package=PACKAGE)
