@@ -217,7 +217,7 @@ class ModelyardCallbackImpl:
 
     @property
     def model_ids(self) -> list[str]:
-        """The ids of the models the last run recorded, one per ModelCheckpoint (or the final model)."""
+        """The ids of the models of the current or last run: one per ModelCheckpoint, or the final model."""
         if self._recorder is None:
             return []
         return [model.id for _, model in sorted(self._recorder.models.items())]
@@ -234,6 +234,7 @@ class ModelyardCallbackImpl:
         if stage != "fit":
             return
         self._reset()
+        self._recorder = None  # the previous run's (stopped) thread; model_ids now describe this run
         self._active = True
         datamodule = getattr(trainer, "datamodule", None)
         labels: dict[str, int] | None = self._labels_arg
@@ -313,15 +314,18 @@ class ModelyardCallbackImpl:
             self._pending = _Pending(epoch, step, self._capture(state_dict))
 
     def _capture(self, state_dict: Mapping[str, Any]) -> Weights:
-        """Copy the weights into the snapshot buffers and queue their writing to ``model.safetensors``."""
+        """Copy the weights into the snapshot buffers; the next poll queues their writing.
+
+        The file is written on the background thread after Lightning finished writing its own checkpoint,
+        so the two writes do not compete.
+        """
         assert self._recorder is not None
         previous = self._last_weights
         if previous is not None and not previous.written.is_set():
             # Saves come faster than the background thread writes: wait, rather than grow memory.
-            self._recorder.submit(lambda: None).result()
+            self._recorder.submit(previous.write).result()
             self._recorder.raise_failures()
         weights = Weights(self._snapshot.capture(state_dict), self._new_folder())
-        self._recorder.submit(weights.write)
         self._last_weights = weights
         return weights
 
@@ -422,6 +426,8 @@ class ModelyardCallbackImpl:
         if not trainer.is_global_zero or recorder is None:
             return
         recorder.raise_failures()
+        if pending is not None:
+            recorder.submit(pending.weights.write)  # Lightning's own write is over by now
         for mirror in self._mirrors:
             changed = False
             for path, fp in list(mirror.seen.items()):
