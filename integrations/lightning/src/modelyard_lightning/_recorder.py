@@ -185,7 +185,7 @@ class Recorder:
         model = self._model(index, spec)
         own_weights = folder / WEIGHTS_NAME
         try:
-            # Each version owns a link to the shared file: modelyard deletes it once the version is durable.
+            # Each version gets its own link to the step's file, removed with its folder once uploaded.
             os.link(weights.write(), own_weights)
         except OSError:
             shutil.copyfile(weights.write(), own_weights)  # another file system
