@@ -93,7 +93,7 @@ def main() -> None:
     print(f"config: {model.config_dict['module']['hparams']} / trainer {model.config_dict['trainer']}")
     for v in model.versions:
         print(f"  version {v.version}: step {v.iteration:>3}  {v.metadata['checkpoint_file']:<24} "
-              f"{v.metadata['monitor']}={v.metadata['value']:.3g}  tags={v.tags}")
+              f"{v.metadata['monitor']}={v.metadata['score']:.3g}  tags={v.tags}")
 
     # 2. Resume from the registry in one line (the newest checkpoint: the version tagged `last`), here into a
     #    new folder as on another machine (Lightning then says it does not reload the old top-k paths).

@@ -15,8 +15,8 @@ from ._errors import IntegrationImportError, InvalidArgumentError, UnknownIntegr
 from ._settings import disabled_plugins
 
 #: Integrations shipped by the modelyard project, for "install this" hints.
-KNOWN_PACKAGES = {"lightning": "modelyard-lightning", "keras": "modelyard-keras",
-                  "transformers": "modelyard-transformers"}
+KNOWN_PACKAGES = {"lightning": "modelyard-lightning", "pytorch_lightning": "modelyard-lightning[pytorch-lightning]",
+                  "keras": "modelyard-keras", "transformers": "modelyard-transformers"}
 
 
 @dataclass(frozen=True)

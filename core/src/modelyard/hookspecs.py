@@ -32,7 +32,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 #: ``"module:Class"`` string, imported only when :func:`modelyard.get_callback_class` asks for it.
 RegisterIntegration = Callable[..., None]
 
-__all__ = ["ENTRY_POINT_GROUP", "PROJECT_NAME", "IntegrationSpec", "LifecycleSpec", "hookimpl", "hookspec"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "IntegrationSpec",
+    "LifecycleSpec",
+    "RegisterIntegration",
+    "hookimpl",
+    "hookspec",
+]
 
 
 class IntegrationSpec:

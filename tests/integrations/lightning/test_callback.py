@@ -74,7 +74,7 @@ def test_top_k_rotation_is_mirrored_in_storage(namespace: str, tmp_path: Path, f
     best = versions_by_file(model)[Path(checkpoint.best_model_path).name]
     assert "best" in best.tags
     assert best.metadata["monitor"] == "val_loss"
-    assert math.isclose(best.metadata["value"], float(checkpoint.best_model_score), rel_tol=1e-6)
+    assert math.isclose(best.metadata["score"], float(checkpoint.best_model_score), rel_tol=1e-6)
     newest = max(model.versions, key=lambda v: v.version)
     assert "last" in newest.tags
     assert sum("best" in v.tags for v in model.versions) == sum("last" in v.tags for v in model.versions) == 1
@@ -109,7 +109,7 @@ def test_iteration_is_the_global_step_and_metadata_follows_the_file(tmp_path: Pa
         assert v.metadata["checkpoint_file"] == f"epoch={epoch}-step={v.iteration}.ckpt"
         assert v.metadata["epoch"] == epoch
         assert v.metadata["global_step"] == v.iteration
-        assert v.metadata["monitor"] is None and v.metadata["value"] is None
+        assert v.metadata["monitor"] is None and v.metadata["score"] is None
 
 
 def test_save_last_is_tagged_last_and_replaced_versions_are_removed(tmp_path: Path,

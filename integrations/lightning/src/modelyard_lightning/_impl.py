@@ -476,7 +476,7 @@ class ModelyardCallbackImpl:
                     value = score
             if value is None:
                 value = (getattr(trainer, "callback_metrics", None) or {}).get(monitor)
-        return {"monitor": monitor, "value": _score(value), "mode": getattr(checkpoint, "mode", None),
+        return {"monitor": monitor, "score": _score(value), "mode": getattr(checkpoint, "mode", None),
                 "epoch": pending.epoch, "global_step": pending.step,
                 "checkpoint_file": os.path.basename(path),
                 "training_state": self.save_training_state,
