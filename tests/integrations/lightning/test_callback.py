@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 import modelyard_lightning
 from modelyard import Model, OutputModel, Task
-from modelyard.hookspecs import hookimpl
-from modelyard.testing import reset_state
 from modelyard_lightning import ModelyardCallback
 
 from ._toy import (
@@ -148,24 +147,34 @@ def test_mirror_retention_false_keeps_every_version(tmp_path: Path) -> None:
     assert all(v.state == "ready" for v in versions)
 
 
-class _PinFirstVersion:
-    """A modelyard plugin pinning version 1 of every model as soon as it is uploaded."""
+class _PinFirstVersion(Callback):
+    """Pin version 1 as soon as it is ready, before the next checkpoint can displace it.
 
-    @hookimpl
-    def modelyard_after_version_upload(self, model_id: str, version: Any) -> None:
-        if version.version == 1:
-            Model(model_id).pin_version(1)
+    Pinning from a plugin hook would race the callback's retention thread; this waits, inside the training
+    loop, until version 1 is durable and pins it before step 3's checkpoint is taken.
+    """
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+        if trainer.global_step != 3:
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ids = self.recorder.model_ids
+            versions = Model(ids[0]).versions if ids else []
+            if versions and versions[0].state == "ready":
+                Model(ids[0]).pin_version(1)
+                return
+            time.sleep(0.05)
+        raise AssertionError("version 1 never became ready")
 
 
 def test_pinned_versions_survive_rotation(tmp_path: Path) -> None:
-    from modelyard._plugins import PluginManager  # noqa: PLC0415 - the injectable manager modelyard.testing uses
-
-    manager = PluginManager()
-    manager.register(_PinFirstVersion(), name="pin-first")
-    reset_state(plugins=manager)
     callback = ModelyardCallback()
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=1, every_n_train_steps=2)
-    fit("lightning.pytorch", tmp_path, callback, checkpoint, max_epochs=2)
+    fit("lightning.pytorch", tmp_path, callback, checkpoint, _PinFirstVersion(callback), max_epochs=2)
     versions = Model(callback.model_ids[0]).versions
     assert [v.version for v in versions] == [1, 4]
     assert versions[0].pinned
