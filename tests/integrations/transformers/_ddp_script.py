@@ -29,6 +29,13 @@ def main(output_dir: str) -> None:
     report = {"rank": rank, "world": trainer.args.world_size, "model_id": model_id,
               "zero": trainer.state.is_world_process_zero}
     Path(output_dir, f"rank-{rank}.json").write_text(json.dumps(report))
+    # Leave together and tear the gloo group down explicitly: a rank that exits while its peer still works
+    # can abort in gloo's C++ threads ("terminate called without an active exception").
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
