@@ -206,11 +206,12 @@ def validate_config_text(text: object) -> str:
         The text as ``str``, unchanged.
 
     Raises:
-        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate.
+        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate or a
+            NUL character.
     """
     if isinstance(text, bytes | bytearray | memoryview):
         try:
-            return bytes(text).decode("utf-8")
+            text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
             raise ConfigError(f"Config text is not valid UTF-8 (byte {e.start}: {e.reason}). "
                               "Decode it with the right encoding and pass a str.") from None
@@ -221,6 +222,10 @@ def validate_config_text(text: object) -> str:
     except UnicodeEncodeError as e:
         raise ConfigError(f"Config text contains a lone surrogate at index {e.start}; it cannot be stored "
                           "as UTF-8.") from None
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL, and no JSON or YAML configuration needs a raw one.
+        raise ConfigError(f"Config text contains a NUL character at index {text.index(chr(0))}; remove it "
+                          "(write it as \\u0000 inside a JSON string).")
     return str(text)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._errors import NotFoundError, RegistryError
+from ._errors import InvalidArgumentError, NotFoundError, RegistryError
 from ._settings import registry_url
 
 #: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
@@ -152,7 +152,16 @@ def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+    out = {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+    for key, value in out.items():
+        # PostgreSQL text cannot hold NUL; refuse it on every backend so both behave the same. JSON columns
+        # never hold a raw NUL (json escapes it), and an error message is kept, escaped, rather than lost.
+        if isinstance(value, str) and "\x00" in value:
+            if key == "error":
+                out[key] = value.replace("\x00", "\\x00")
+            else:
+                raise InvalidArgumentError(f"{key} must not contain NUL characters (\\x00); remove them")
+    return out
 
 
 class Registry:
