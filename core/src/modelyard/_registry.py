@@ -346,7 +346,10 @@ class Registry:
         """Change fields of a model row (and its tag index when ``tags`` changes)."""
         with self.write() as conn:
             if require_unpublished:
-                row = conn.execute(sa.select(models.c.published).where(models.c.id == model_id)).first()
+                # FOR UPDATE: under PostgreSQL's READ COMMITTED a publish could otherwise land between the
+                # check and the write (SQLite's BEGIN IMMEDIATE already holds the write lock).
+                row = conn.execute(sa.select(models.c.published).where(models.c.id == model_id)
+                                   .with_for_update()).first()
                 if row is None:
                     raise NotFoundError(f"no model with id {model_id!r}")
                 if row[0]:
