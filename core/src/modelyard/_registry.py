@@ -3,10 +3,14 @@
 Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate URIs and names
 before they touch storage. Writes on SQLite run in ``BEGIN IMMEDIATE`` transactions with a busy timeout,
 because deferred transactions fail with "database is locked" as soon as a few processes write at once.
+
+Names, projects and tags are free text of any length, but a PostgreSQL b-tree row holds at most ~2.7 kB, so they
+are indexed through fixed-size digests (``*_key`` columns, see `text_key`) and compared in full.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -22,7 +26,7 @@ from ._errors import InvalidArgumentError, NotFoundError, RegistryError
 from ._settings import registry_url
 
 #: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -44,7 +48,9 @@ tasks = sa.Table(
     sa.Column("tags", sa.Text, nullable=False, default="[]"),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
-    sa.Index("ix_tasks_project_name", "project", "name"),
+    sa.Column("project_key", sa.String(32)),
+    sa.Column("name_key", sa.String(32)),
+    sa.Index("ix_tasks_project_name_key", "project_key", "name_key", "created"),
 )
 
 models = sa.Table(
@@ -67,10 +73,13 @@ models = sa.Table(
     sa.Column("version_count", sa.Integer, nullable=False, default=0),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
-    # Newest-first listings filter by these; the indexes keep them fast at 100,000 models.
-    sa.Index("ix_models_created", "created"),
-    sa.Index("ix_models_project_created", "project", "created"),
-    sa.Index("ix_models_name_created", "name", "created"),
+    sa.Column("project_key", sa.String(32)),
+    sa.Column("name_key", sa.String(32)),
+    # Newest-first listings (ORDER BY created DESC, id DESC LIMIT n) read these backwards and stop after n
+    # rows; benchmarks/bench_query_scale.py measures them at 100,000 models.
+    sa.Index("ix_models_created_id", "created", "id"),
+    sa.Index("ix_models_project_key_created", "project_key", "created", "id"),
+    sa.Index("ix_models_name_key_created", "name_key", "created", "id"),
     sa.Index("ix_models_task", "task_id"),
 )
 
@@ -78,8 +87,9 @@ model_tags = sa.Table(
     "model_tags",
     metadata,
     sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("tag", sa.Text, primary_key=True),
-    sa.Index("ix_model_tags_tag", "tag", "model_id"),
+    sa.Column("tag_key", sa.String(32), primary_key=True),
+    sa.Column("tag", sa.Text, nullable=False),
+    sa.Index("ix_model_tags_key_model", "tag_key", "model_id"),
 )
 
 versions = sa.Table(
@@ -133,6 +143,20 @@ destinations = sa.Table(
 ACTIVE_STATES = ("pending", "uploading")
 
 JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
+
+
+def text_key(value: str) -> str:
+    """Return the fixed-size index key of a name, project or tag (128 bits of its sha256, in hex)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _with_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Add the ``*_key`` digests of the ``project`` and ``name`` fields being written."""
+    out = dict(fields)
+    for column in ("project", "name"):
+        if fields.get(column) is not None:
+            out[f"{column}_key"] = text_key(fields[column])
+    return out
 
 
 def dumps(value: Any) -> str:
@@ -273,13 +297,13 @@ class Registry:
         """Store a new task row."""
         now = time.time()
         with self.write() as conn:
-            conn.execute(sa.insert(tasks).values(**_encode({"created": now, "updated": now, **fields})))
+            conn.execute(sa.insert(tasks).values(**_encode(_with_keys({"created": now, "updated": now, **fields}))))
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         """Change fields of a task row."""
         with self.write() as conn:
             conn.execute(sa.update(tasks).where(tasks.c.id == task_id)
-                         .values(**_encode({"updated": time.time(), **fields})))
+                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """Return a task row; `NotFoundError` when absent."""
@@ -294,9 +318,9 @@ class Registry:
         """Return task rows, newest first."""
         query = sa.select(tasks).order_by(tasks.c.created.desc(), tasks.c.id)
         if project is not None:
-            query = query.where(tasks.c.project == project)
+            query = query.where((tasks.c.project_key == text_key(project)) & (tasks.c.project == project))
         if name is not None:
-            query = query.where(tasks.c.name == name)
+            query = query.where((tasks.c.name_key == text_key(name)) & (tasks.c.name == name))
         if limit is not None:
             query = query.limit(limit)
         with self.read() as conn:
@@ -330,7 +354,7 @@ class Registry:
     def insert_model(self, **fields: Any) -> None:
         """Store a new model row and its tag index."""
         now = time.time()
-        fields = {"created": now, "updated": now, **fields}
+        fields = _with_keys({"created": now, "updated": now, **fields})
         with self.write() as conn:
             conn.execute(sa.insert(models).values(**_encode(fields)))
             self._write_tags(conn, fields["id"], fields.get("tags") or [])
@@ -340,7 +364,8 @@ class Registry:
         conn.execute(sa.delete(model_tags).where(model_tags.c.model_id == model_id))
         unique = list(dict.fromkeys(tags))
         if unique:
-            conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag": t} for t in unique])
+            conn.execute(sa.insert(model_tags),
+                         [{"model_id": model_id, "tag_key": text_key(t), "tag": t} for t in unique])
 
     def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
         """Change fields of a model row (and its tag index when ``tags`` changes)."""
@@ -357,7 +382,7 @@ class Registry:
 
                     raise PublishedModelError(f"model {model_id} is published and can no longer change")
             conn.execute(sa.update(models).where(models.c.id == model_id)
-                         .values(**_encode({"updated": time.time(), **fields})))
+                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
             if "tags" in fields:
                 self._write_tags(conn, model_id, fields["tags"] or [])
 
@@ -378,17 +403,19 @@ class Registry:
         """
         query = sa.select(models)
         if project is not None:
-            query = query.where(models.c.project == project)
+            query = query.where((models.c.project_key == text_key(project)) & (models.c.project == project))
         if name is not None:
-            query = query.where(models.c.name == name)
+            query = query.where((models.c.name_key == text_key(name)) & (models.c.name == name))
         if only_published:
             query = query.where(models.c.published.is_(True))
         if not include_archived:
             query = query.where(models.c.archived.is_(False))
         for tag in tags or ():
             exclude = tag.startswith("-") and len(tag) > 1
+            value = tag[1:] if exclude else tag
             sub = sa.select(model_tags.c.model_id).where(
-                (model_tags.c.tag == (tag[1:] if exclude else tag)) & (model_tags.c.model_id == models.c.id))
+                (model_tags.c.tag_key == text_key(value)) & (model_tags.c.tag == value)
+                & (model_tags.c.model_id == models.c.id))
             query = query.where(~sa.exists(sub) if exclude else sa.exists(sub))
         query = query.order_by(models.c.created.desc(), models.c.id.desc())
         if max_results is not None:
@@ -416,15 +443,17 @@ class Registry:
         """
         now = time.time()
         with self.write() as conn:
-            # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers
-            # can never be handed the same version number.
-            result = conn.execute(sa.update(models).where(models.c.id == model_id)
-                                  .values(version_count=models.c.version_count + 1, updated=now,
-                                          **_encode(model_fields or {})))
-            if result.rowcount != 1:
+            # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers can
+            # never be handed the same number: under READ COMMITTED a second writer blocks on the row lock,
+            # then re-evaluates ``version_count + 1`` on the committed row. RETURNING reads the number (and
+            # ``published``, as of that same locked row) without another round trip.
+            found = conn.execute(sa.update(models).where(models.c.id == model_id)
+                                 .values(version_count=models.c.version_count + 1, updated=now,
+                                         **_encode(_with_keys(model_fields or {})))
+                                 .returning(models.c.version_count, models.c.published)).first()
+            if found is None:
                 raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
-            number, published = conn.execute(
-                sa.select(models.c.version_count, models.c.published).where(models.c.id == model_id)).one()
+            number, published = found
             if published and require_unpublished:
                 from ._errors import PublishedModelError
 
@@ -541,9 +570,44 @@ class Registry:
         return known
 
 
-_MIGRATIONS: dict[int, Any] = {
+def _migrate_to_2(conn: Connection) -> None:
+    """Index names, projects and tags by digest (``*_key`` columns), so that any length can be indexed."""
+    inspector = sa.inspect(conn)
+    for table in (tasks, models):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in ("project_key", "name_key"):
+            if column not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR(32)"))
+        rows = conn.execute(sa.select(table.c.id, table.c.project, table.c.name)).all()
+        if rows:
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+                         .values(project_key=sa.bindparam("pk"), name_key=sa.bindparam("nk")),
+                         [{"row_id": r.id, "pk": text_key(r.project), "nk": text_key(r.name)} for r in rows])
+    for index in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created",
+                  "ix_models_name_created", "ix_model_tags_tag"):
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {index}"))
+    for table in (tasks, models):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+    # model_tags is derived from models.tags: rebuild it with its new primary key.
+    conn.execute(sa.text("DROP TABLE IF EXISTS model_tags"))
+    model_tags.create(conn)
+    for model_id, tags_text in conn.execute(sa.select(models.c.id, models.c.tags)).all():
+        try:
+            tags_value = json.loads(tags_text or "[]")
+        except ValueError:
+            tags_value = []  # an unreadable row stays unreadable; it just is not found by tag
+        if isinstance(tags_value, list):
+            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t])
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: None,  # the first schema; created by create_all
+    2: _migrate_to_2,
 }
+
+#: The PostgreSQL advisory lock that serialises schema creation and migration ("modelyar" in ASCII).
+_SCHEMA_LOCK_ID = 0x6D6F64656C796172
 
 _lock = threading.Lock()
 _registries: dict[tuple[int, str], Registry] = {}
