@@ -252,9 +252,17 @@ class Registry:
 
     # -- schema ------------------------------------------------------------------------------------
 
+    def _lock_schema(self, conn: Connection) -> None:
+        """Serialise schema creation and migration between processes (SQLite: BEGIN IMMEDIATE already does)."""
+        if not self.is_sqlite:
+            # Without it, jobs that open a fresh PostgreSQL database at once race in CREATE TABLE and fail
+            # with DuplicateTable; the lock is released when the transaction ends.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_ID)))
+
     def _ensure_schema(self) -> None:
         try:
             with self.write() as conn:
+                self._lock_schema(conn)
                 metadata.create_all(conn, checkfirst=True)
                 row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
                 if row is None:
@@ -277,9 +285,14 @@ class Registry:
     def migrate(self) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; return the version it is at afterwards."""
         with self.write() as conn:
+            self._lock_schema(conn)
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
             found = int(row[0]) if row else 0
+            if found > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
+                    f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`")
             for step in range(found + 1, SCHEMA_VERSION + 1):
                 _MIGRATIONS[step](conn)
             conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
