@@ -337,7 +337,10 @@ def postgres_registry_url(postgres_url: str, modelyard_home: Path,
     name = f"modelyard_test_{uuid.uuid4().hex[:16]}"
     admin = _libpq_url(postgres_url)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        # FILE_COPY (PostgreSQL 15+) copies the tiny template's files instead of WAL-logging every block:
+        # half the time per test, which adds up over the core suite's PostgreSQL runs.
+        strategy = sql.SQL(" STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else "")
+        conn.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(name), strategy))
     url = urlunsplit(urlsplit(postgres_url)._replace(path=f"/{name}"))
     monkeypatch.setenv("MODELYARD_REGISTRY_URL", url)
     try:
