@@ -187,12 +187,15 @@ def test_r4_sigterm_chains_an_existing_handler(tmp_path: Path) -> None:
         print("ready", flush=True)
         time.sleep(60)
     """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    first = proc.stdout.readline().strip()
     proc.send_signal(signal.SIGTERM)
-    stdout, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM
-    assert "previous handler ran" in stdout
+    stdout, stderr = proc.communicate(timeout=60)
+    assert first == "ready", stderr
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stdout, stderr)
+    assert "previous handler ran" in stdout, (stdout, stderr)
 
 
 def test_r5_script_ends_right_after_update_weights(tmp_path: Path) -> None:

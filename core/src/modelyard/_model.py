@@ -449,7 +449,7 @@ def _delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removin
                              ) -> None:
     """Delete a version's object unless another version still references it (deduplication)."""
     uri = row["uri"]
-    users = [r for r in _versions_using(registry, uri) if r["id"] != row["id"]
+    users = [r for r in registry.uri_users(uri) if r["id"] != row["id"]
              and (removing_model is None or r["model_id"] != removing_model)]
     if users:
         return
@@ -457,10 +457,6 @@ def _delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removin
     if row.get("package_format") is None and not _is_owned_object(row):
         return  # a registered URI points at someone else's object: forget it, never delete it
     _storage.delete_uri(uri)
-
-
-def _versions_using(registry: Registry, uri: str) -> list[dict[str, Any]]:
-    return [r for r in registry.all_version_uris() if r["uri"] == uri and r["state"] != "failed"]
 
 
 def _is_owned_object(row: Mapping[str, Any]) -> bool:

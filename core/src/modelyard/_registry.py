@@ -519,14 +519,12 @@ class Registry:
             row = conn.execute(query).mappings().first()
         return _decode(row) if row else None
 
-    def uri_users(self, uri: str, *, excluding: int | None = None) -> int:
-        """Count the versions (other than ``excluding``) that reference an object URI."""
-        query = sa.select(sa.func.count()).select_from(versions).where(
+    def uri_users(self, uri: str) -> list[dict[str, Any]]:
+        """Return (id, model id) of every version not ``failed`` that references an object URI."""
+        query = sa.select(versions.c.id, versions.c.model_id).where(
             (versions.c.uri == uri) & (versions.c.state != "failed"))
-        if excluding is not None:
-            query = query.where(versions.c.id != excluding)
         with self.read() as conn:
-            return int(conn.execute(query).scalar_one())
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def delete_version(self, version_id: int) -> None:
         """Delete a version row."""

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import _plugins, _registry, _uploads
-from .._model import OutputModel
-from .._task import Task
+from modelyard import _plugins, _registry, _uploads
+from modelyard._model import OutputModel
+from modelyard._task import Task
 
 
 def reset_state(*, plugins: _plugins.PluginManager | None = None) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from .._formats import load_weights, sniff_format
-from .._model import Model
-from .._plugins import get_callback_class
+from modelyard._formats import load_weights, sniff_format
+from modelyard._model import Model
+from modelyard._plugins import get_callback_class
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -74,13 +74,16 @@ class CallbackContract:
         return self.train(tmp_path)
 
     def test_contract_integration_is_discoverable(self, contract_run: TrainingRun) -> None:
+        """The integration's entry point resolves to its callback class."""
         assert get_callback_class(self.integration_name) is contract_run.callback_class
 
     def test_contract_one_model_per_run(self, contract_run: TrainingRun) -> None:
+        """A training run records exactly one model."""
         assert len(contract_run.model_ids) == 1
         assert len(set(contract_run.model_ids)) == 1
 
     def test_contract_one_ready_version_per_checkpoint(self, contract_run: TrainingRun) -> None:
+        """Every checkpoint became a ready version with its size and sha256."""
         model = Model(contract_run.model_ids[0])
         versions = model.versions
         assert contract_run.checkpoints >= 1
@@ -89,6 +92,7 @@ class CallbackContract:
         assert all(v.size is not None and v.size > 0 and v.sha256 for v in versions)
 
     def test_contract_weights_verify_and_load_without_pickle(self, contract_run: TrainingRun) -> None:
+        """Every version's weights are safetensors that verify and load without pickle."""
         model = Model(contract_run.model_ids[0])
         for v in model.versions:
             path = weights_file(model, v.version)
@@ -99,12 +103,14 @@ class CallbackContract:
                 assert hashlib.sha256(path.read_bytes()).hexdigest() == v.sha256
 
     def test_contract_iterations_recorded_and_increasing(self, contract_run: TrainingRun) -> None:
+        """Every version has an integer iteration, in training order."""
         versions = Model(contract_run.model_ids[0]).versions
         iterations = [v.iteration for v in versions]
         assert all(isinstance(i, int) for i in iterations), iterations
         assert iterations == sorted(iterations)
 
     def test_contract_labels_and_config_recorded(self, contract_run: TrainingRun) -> None:
+        """The labels, a configuration and the framework are recorded."""
         model = Model(contract_run.model_ids[0])
         if contract_run.labels is not None:
             assert model.labels == contract_run.labels
