@@ -241,7 +241,7 @@ def test_s3_bucket_as_the_team_default_destination(s3_bucket: str, tmp_path: Pat
     OutputModel.wait_for_uploads()
 
     # A fresh process with the same environment (another job of the team) reads everything back.
-    reader = textwrap.dedent(f"""
+    reader = textwrap.dedent("""
         import hashlib, json, pathlib
         from modelyard import InputModel
         m = InputModel(name="resnet", project="vision")
