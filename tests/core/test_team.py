@@ -50,6 +50,34 @@ def test_names_projects_and_tags_of_any_length_are_stored_and_found(tmp_path: Pa
     assert Model.query_models(model_name=name) == []
 
 
+def test_query_models_is_one_statement_newest_first_whatever_the_filters(task: Task) -> None:
+    outs = [OutputModel(task, name=f"m{i}", tags=["t", *(["odd"] if i % 2 else [])]) for i in range(12)]
+    outs[1].tags = ["t", "odd", "late"]  # tags rewritten later keep the model's place (its creation time)
+    newest_first = [o.id for o in reversed(outs)]
+    engine = _registry.get_registry().engine
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        found = Model.query_models(tags=["t"], max_results=10)
+        assert [m.id for m in found] == newest_first[:10]
+        assert len(statements) == 1  # Model objects are built from the rows, not re-read one by one
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    odd = [o.id for o in reversed(outs[1::2])]
+    assert [m.id for m in Model.query_models(tags=["odd"])] == odd
+    assert [m.id for m in Model.query_models(tags=["odd", "-late"])] == [i for i in odd if i != outs[1].id]
+    assert [m.id for m in Model.query_models(tags=["late", "odd", "t"])] == [outs[1].id]
+    assert [m.id for m in Model.query_models(tags=["-odd"], max_results=3)] == newest_first[1::2][:3]
+    Model(outs[10].id).archive()
+    assert outs[10].id not in [m.id for m in Model.query_models(tags=["t"])]
+    assert [m.id for m in Model.query_models(tags=["t"], include_archived=True)] == newest_first
+
+
 @pytest.mark.parametrize("field", ["comment", "config_text", "framework", "name"])
 def test_nul_characters_are_refused_the_same_way_on_every_backend(task: Task, field: str) -> None:
     # PostgreSQL text cannot hold NUL; SQLite could, but the two must not differ.

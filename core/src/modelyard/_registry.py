@@ -89,7 +89,10 @@ model_tags = sa.Table(
     sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("tag_key", sa.String(32), primary_key=True),
     sa.Column("tag", sa.Text, nullable=False),
-    sa.Index("ix_model_tags_key_model", "tag_key", "model_id"),
+    # The model's creation time (never changes), copied here so that "newest models with tag t" reads this
+    # index backwards and stops after n rows, whether t is on half the models or on a handful.
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("ix_model_tags_key_created", "tag_key", "created", "model_id"),
 )
 
 versions = sa.Table(
@@ -139,6 +142,25 @@ destinations = sa.Table(
     sa.Column("uri", sa.Text, primary_key=True),
     sa.Column("created", sa.Float, nullable=False),
 )
+
+# PostgreSQL's planner takes `key = k AND text = t` for two independent filters and underestimates the rows
+# a name, project or tag matches by orders of magnitude (then it joins and sorts all of them instead of
+# reading the newest through the index). Functional-dependency statistics tell it the key determines the text.
+_KEY_STATISTICS = {
+    tasks: [("st_tasks_project_key", "project_key, project"), ("st_tasks_name_key", "name_key, name")],
+    models: [("st_models_project_key", "project_key, project"), ("st_models_name_key", "name_key, name")],
+    model_tags: [("st_model_tags_tag_key", "tag_key, tag")],
+}
+
+
+def _key_statistics_ddl(table: sa.Table) -> list[sa.DDL]:
+    return [sa.DDL(f"CREATE STATISTICS IF NOT EXISTS {name} (dependencies) ON {columns} FROM {table.name}")
+            for name, columns in _KEY_STATISTICS[table]]
+
+
+for _table in _KEY_STATISTICS:
+    for _ddl in _key_statistics_ddl(_table):
+        sa.event.listen(_table, "after_create", _ddl.execute_if(dialect="postgresql"))
 
 ACTIVE_STATES = ("pending", "uploading")
 
@@ -370,15 +392,17 @@ class Registry:
         fields = _with_keys({"created": now, "updated": now, **fields})
         with self.write() as conn:
             conn.execute(sa.insert(models).values(**_encode(fields)))
-            self._write_tags(conn, fields["id"], fields.get("tags") or [])
+            self._write_tags(conn, fields["id"], fields.get("tags") or [], fields["created"])
 
     @staticmethod
-    def _write_tags(conn: Connection, model_id: str, tags: Iterable[str]) -> None:
+    def _write_tags(conn: Connection, model_id: str, tags: Iterable[str], created: float | None = None) -> None:
         conn.execute(sa.delete(model_tags).where(model_tags.c.model_id == model_id))
         unique = list(dict.fromkeys(tags))
         if unique:
-            conn.execute(sa.insert(model_tags),
-                         [{"model_id": model_id, "tag_key": text_key(t), "tag": t} for t in unique])
+            if created is None:
+                created = conn.execute(sa.select(models.c.created).where(models.c.id == model_id)).scalar_one()
+            conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag_key": text_key(t), "tag": t,
+                                                  "created": created} for t in unique])
 
     def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
         """Change fields of a model row (and its tag index when ``tags`` changes)."""
@@ -412,9 +436,18 @@ class Registry:
                      include_archived: bool = False, max_results: int | None = None) -> list[dict[str, Any]]:
         """Return model rows matching every filter, newest first.
 
-        A tag starting with ``-`` excludes models carrying that tag.
+        A tag starting with ``-`` excludes models carrying that tag. With a required tag, the first one drives
+        the query through ``model_tags``' (tag, created) index; the other filters are checked on the way.
         """
         query = sa.select(models)
+        order = [models.c.created.desc(), models.c.id.desc()]
+        required = [t for t in tags or () if not (t.startswith("-") and len(t) > 1)]
+        if required:
+            driver = model_tags.alias("driver")
+            query = query.select_from(models.join(driver, driver.c.model_id == models.c.id)).where(
+                (driver.c.tag_key == text_key(required[0])) & (driver.c.tag == required[0]))
+            # The same order (driver.created is the model's), spelled so that the index provides it.
+            order = [driver.c.created.desc(), driver.c.model_id.desc()]
         if project is not None:
             query = query.where((models.c.project_key == text_key(project)) & (models.c.project == project))
         if name is not None:
@@ -423,14 +456,14 @@ class Registry:
             query = query.where(models.c.published.is_(True))
         if not include_archived:
             query = query.where(models.c.archived.is_(False))
-        for tag in tags or ():
+        for tag in [*required[1:], *(t for t in tags or () if t not in required)]:
             exclude = tag.startswith("-") and len(tag) > 1
             value = tag[1:] if exclude else tag
             sub = sa.select(model_tags.c.model_id).where(
                 (model_tags.c.tag_key == text_key(value)) & (model_tags.c.tag == value)
                 & (model_tags.c.model_id == models.c.id))
             query = query.where(~sa.exists(sub) if exclude else sa.exists(sub))
-        query = query.order_by(models.c.created.desc(), models.c.id.desc())
+        query = query.order_by(*order)
         if max_results is not None:
             query = query.limit(max_results)
         with self.read() as conn:
@@ -600,16 +633,19 @@ def _migrate_to_2(conn: Connection) -> None:
     for table in (tasks, models):
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+        if conn.dialect.name == "postgresql":
+            for ddl in _key_statistics_ddl(table):
+                conn.execute(ddl)
     # model_tags is derived from models.tags: rebuild it with its new primary key.
     conn.execute(sa.text("DROP TABLE IF EXISTS model_tags"))
     model_tags.create(conn)
-    for model_id, tags_text in conn.execute(sa.select(models.c.id, models.c.tags)).all():
+    for model_id, tags_text, created in conn.execute(sa.select(models.c.id, models.c.tags, models.c.created)).all():
         try:
             tags_value = json.loads(tags_text or "[]")
         except ValueError:
             tags_value = []  # an unreadable row stays unreadable; it just is not found by tag
         if isinstance(tags_value, list):
-            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t])
+            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t], created)
 
 
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
