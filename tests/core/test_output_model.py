@@ -265,6 +265,24 @@ def test_update_weights_package_from_files(task, tmp_path) -> None:
         out.update_weights_package()
 
 
+def test_update_weights_package_exclude_leaves_files_out_and_in_place(task, tmp_path) -> None:
+    folder = tmp_path / "checkpoint-3"
+    (folder / "global_step3").mkdir(parents=True)
+    for name in ("model.safetensors", "config.json", "optimizer.pt", "rng_state_0.pth", "global_step3/s.pt"):
+        (folder / name).write_bytes(name.encode())
+    out = OutputModel(task)
+    out.update_weights_package(weights_path=str(folder), auto_delete_file=True,
+                               exclude=["optimizer.pt", "rng_state*.pth", "global_step*"])
+    path = Path(out.get_weights_package(return_path=True, raise_on_error=True))
+    assert sorted(p.name for p in path.rglob("*")) == ["config.json", "model.safetensors"]
+    assert (folder / "optimizer.pt").exists() and (folder / "global_step3" / "s.pt").exists()
+    assert not (folder / "config.json").exists()
+    with pytest.raises(ValueError, match="empty"):
+        out.update_weights_package(weights_path=str(folder), exclude=["*"])
+    with pytest.raises(ValueError):
+        out.update_weights_package(weights_path=str(folder), exclude="optimizer.pt")
+
+
 def test_zip_package_is_extracted_safely(task, tmp_path) -> None:
     import zipfile
 

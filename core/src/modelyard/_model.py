@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import numbers
 import os
@@ -860,7 +861,8 @@ class OutputModel(Model):
                                weights_path: str | None = None, upload_uri: str | None = None,
                                target_filename: str | None = None, auto_delete_file: bool = True,
                                iteration: int | None = None, *, metadata: Mapping[str, Any] | None = None,
-                               version_tags: Sequence[str] | None = None, snapshot: str = "auto") -> str:
+                               version_tags: Sequence[str] | None = None, snapshot: str = "auto",
+                               exclude: Sequence[str] | None = None) -> str:
         """Record a multi-file package version (relative paths kept) and upload it in the background.
 
         Args:
@@ -873,6 +875,9 @@ class OutputModel(Model):
             metadata: JSON-safe facts stored with the version.
             version_tags: Tags of this version.
             snapshot: See :meth:`update_weights`.
+            exclude: ``fnmatch`` patterns of package names (relative POSIX paths) to leave out, e.g.
+                ``["optimizer.pt", "rng_state*.pth", "global_step*"]``; ``*`` also matches ``/``, so a
+                folder's pattern covers its files. Left-out files are neither stored nor deleted.
 
         Returns:
             The URI (a folder) the package will have once ready.
@@ -886,6 +891,10 @@ class OutputModel(Model):
         if snapshot not in _SNAPSHOT_MODES:
             raise InvalidArgumentError(f"snapshot must be one of {_SNAPSHOT_MODES}, got {snapshot!r}")
         files = collect_package_files(weights_filenames=weights_filenames, weights_path=weights_path)
+        if exclude is not None:
+            patterns = check_tags(exclude, "exclude")
+            files = [(rel, p) for rel, p in files
+                     if not any(fnmatch.fnmatchcase(rel, pattern) for pattern in patterns)]
         if not files:
             raise InvalidArgumentError("the package is empty: no files found to store")
         if target_filename is not None:

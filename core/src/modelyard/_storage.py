@@ -373,6 +373,12 @@ def delete_uri(uri: str) -> None:
             fs.rm(path)
     except FileNotFoundError:
         return
+    if is_local(protocol):
+        # Local folders, unlike object-store prefixes, outlive their last object: drop the version folder
+        # once empty (rmdir refuses one that still holds anything). Never the model folder: a concurrent
+        # upload of another version may be about to write into it.
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(path))
 
 
 def remove_partials(uri: str) -> None:
