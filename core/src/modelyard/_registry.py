@@ -366,9 +366,13 @@ class Registry:
         # One upsert: a delete-then-insert lets two writers under PostgreSQL's READ COMMITTED both find no row
         # and then collide on the primary key.
         if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            dialect_insert: Callable[..., Any] = sqlite_insert
         else:  # imported here: the PostgreSQL dialect costs ~35 ms at `import modelyard`
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            dialect_insert = postgresql_insert
         insert = dialect_insert(task_models).values(
             task_id=task_id, model_id=model_id, role=role, name=name, created=time.time())
         upsert = insert.on_conflict_do_update(
@@ -627,9 +631,9 @@ def _migrate_to_2(conn: Connection) -> None:
             conn.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id"))
                          .values(project_key=sa.bindparam("pk"), name_key=sa.bindparam("nk")),
                          [{"row_id": r.id, "pk": text_key(r.project), "nk": text_key(r.name)} for r in rows])
-    for index in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created",
-                  "ix_models_name_created", "ix_model_tags_tag"):
-        conn.execute(sa.text(f"DROP INDEX IF EXISTS {index}"))
+    for old in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created", "ix_models_name_created",
+                "ix_model_tags_tag"):
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
     for table in (tasks, models):
         for index in table.indexes:
             index.create(conn, checkfirst=True)
