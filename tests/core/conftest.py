@@ -1,7 +1,7 @@
 """Fixtures for core tests: a fresh registry, storage folder and plugin manager per test.
 
 The modules in ``BOTH_BACKENDS`` hold the core API's semantics; every test in them runs twice, on the embedded
-SQLite registry and on a fresh PostgreSQL database (skipped with a reason when no server is configured), so
+SQLite registry and on a fresh PostgreSQL schema (skipped with a reason when no server is configured), so
 the PostgreSQL registry is held to exactly the same behaviour.
 """
 
@@ -40,11 +40,11 @@ def core_registry(request: pytest.FixtureRequest, modelyard_home: Path) -> str:
     the ``BOTH_BACKENDS`` modules, and SQLite (the embedded default) for every other test.
 
     Returns:
-        ``"sqlite"`` or ``"postgres"`` (``MODELYARD_REGISTRY_URL`` set to a fresh database).
+        ``"sqlite"`` or ``"postgres"`` (``MODELYARD_REGISTRY_URL`` set to a fresh, empty schema).
     """
     backend = str(getattr(request, "param", "sqlite"))
     if backend == "postgres":
-        request.getfixturevalue("postgres_registry_url")
+        request.getfixturevalue("postgres_schema_url")
     return backend
 
 
