@@ -669,7 +669,7 @@ def test_clean_escapes_controls_and_keeps_markup_literal() -> None:
     assert clean(clean("\x1b")) == clean("\x1b")
 
 
-def test_hostile_registry_strings_are_escaped_everywhere(home: Path, tmp_path: Path) -> None:
+def test_s10_hostile_registry_strings_are_escaped_everywhere(home: Path, tmp_path: Path) -> None:
     task = Task.init(project_name=HOSTILE[0], task_name=HOSTILE[2])
     model = OutputModel(task, name="\n".join(HOSTILE), tags=HOSTILE, comment="\n".join(HOSTILE),
                         config_text="\n".join(HOSTILE), label_enumeration={"[red]x[/red]": 0, "safe": 1})

@@ -38,7 +38,7 @@ def test_task_none_uses_current_task_or_raises() -> None:
     assert OutputModel().task == task.id
 
 
-def test_both_configs_refused(task) -> None:
+def test_i3_both_configs_refused(task) -> None:
     with pytest.raises(ValueError, match="not both"):
         OutputModel(task, config_text="a: 1", config_dict={"a": 1})
 
@@ -62,12 +62,12 @@ def test_config_text_yaml_and_verbatim(task) -> None:
 @pytest.mark.parametrize("bad", [
     {"x": float("nan")}, {"x": float("inf")}, {"x": b"bytes"}, {"x": "\ud800"}, {1: "a", "1": "b"},
 ])
-def test_unserialisable_config_fails_in_the_call(task, bad) -> None:
+def test_i1_unserialisable_config_fails_in_the_call(task, bad) -> None:
     with pytest.raises(modelyard.ConfigError):
         OutputModel(task, config_dict=bad)
 
 
-def test_circular_and_deep_configs_fail_in_the_call(task) -> None:
+def test_i1_circular_and_deep_configs_fail_in_the_call(task) -> None:
     circular: dict = {}
     circular["self"] = circular
     with pytest.raises(modelyard.ConfigError):
@@ -84,12 +84,12 @@ def test_circular_and_deep_configs_fail_in_the_call(task) -> None:
 @pytest.mark.parametrize("labels", [
     {"a": True}, {"a": 1.0}, {"": 0}, {3: 0}, {"a": 0, "b": 0}, {"a": "1"}, ["a", "b"],
 ])
-def test_bad_labels_refused_in_constructor(task, labels) -> None:
+def test_i2_bad_labels_refused_in_constructor(task, labels) -> None:
     with pytest.raises(modelyard.LabelError):
         OutputModel(task, label_enumeration=labels)
 
 
-def test_numpy_integer_labels_accepted(task) -> None:
+def test_i2_numpy_integer_labels_accepted(task) -> None:
     out = OutputModel(task, label_enumeration={"bg": np.int64(0), "person": np.uint8(1)})
     assert out.labels == {"bg": 0, "person": 1}
     assert all(type(v) is int for v in out.labels.values())
@@ -158,7 +158,7 @@ def test_object_key_layout_and_no_overwrites(task, make_weights) -> None:
     assert all(Path(u[len("file://"):]).is_file() for u in uris)
 
 
-def test_user_strings_never_escape_the_destination(tmp_path, make_weights) -> None:
+def test_s10_user_strings_never_escape_the_destination(tmp_path, make_weights) -> None:
     dest = tmp_path / "dest"
     task = Task.init(project_name="../../etc", task_name="..\\x/../y", output_uri=str(dest))
     out = OutputModel(task, name="../../n")
@@ -177,7 +177,7 @@ def test_auto_delete_false_keeps_source(task, make_weights) -> None:
     assert src.exists()
 
 
-def test_argument_combinations_refused(task, make_weights) -> None:
+def test_i3_argument_combinations_refused(task, make_weights) -> None:
     out = OutputModel(task)
     with pytest.raises(ValueError, match="exactly one"):
         out.update_weights()
@@ -298,7 +298,7 @@ def test_zip_package_is_extracted_safely(task, tmp_path) -> None:
     assert (local / "model" / "config.json").exists()
 
 
-def test_unsafe_zip_package_refused_in_foreground(task, tmp_path) -> None:
+def test_s1_unsafe_zip_package_refused_in_foreground(task, tmp_path) -> None:
     import zipfile
 
     archive = tmp_path / "evil.zip"
@@ -311,7 +311,7 @@ def test_unsafe_zip_package_refused_in_foreground(task, tmp_path) -> None:
     assert archive.exists()
 
 
-def test_publish_makes_model_immutable(task, make_weights) -> None:
+def test_i3_publish_makes_model_immutable(task, make_weights) -> None:
     out = OutputModel(task)
     out.update_weights(str(make_weights()))
     out.publish()
@@ -406,7 +406,7 @@ def test_get_weights_none_or_raise(task) -> None:
     assert out.get_weights_package() is None
 
 
-def test_get_weights_verifies_hash(task, make_weights) -> None:
+def test_r11_get_weights_verifies_hash(task, make_weights) -> None:
     out = OutputModel(task)
     uri = out.update_weights(str(make_weights()))
     OutputModel.wait_for_uploads()
@@ -418,7 +418,7 @@ def test_get_weights_verifies_hash(task, make_weights) -> None:
     assert not [p for p in cache.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
 
 
-def test_wait_for_uploads_raises_naming_model_file_and_cause(task, make_weights, tmp_path) -> None:
+def test_r2_wait_for_uploads_raises_naming_model_file_and_cause(task, make_weights, tmp_path) -> None:
     blocker = tmp_path / "blocker"
     blocker.write_text("x")
     out = OutputModel(task)

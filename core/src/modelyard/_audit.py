@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +26,7 @@ from ._registry import ACTIVE_STATES, Registry
 from ._uploads import MANIFEST_NAME
 
 #: A key below a destination that modelyard wrote: project / task / "models" / model id / version / file.
-_OWNED_KEY = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/models/(?P<model>[A-Za-z0-9_.\-]+)/[0-9]+/.+$")
+_OWNED_KEY = _storage.OWNED_KEY
 #: Manifests are small; a larger object at a manifest key is corrupt, not something to read into memory.
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 

@@ -326,8 +326,13 @@ def models_get(model_id: str, out_dir: Path, version: int | None) -> None:
     registry = _registry()
     registry.get_model(model_id)
     row = _pick_version(registry, model_id, version)
+    version_id = row["id"]
+
+    def record(size: int, sha256: str) -> None:
+        registry.record_first_hash(version_id, size, sha256)
+
     with term.progress_bars() as bars:
-        path = export_version(row, registry.destinations(), out_dir, bars)
+        path = export_version(row, registry.destinations(), out_dir, bars, on_first_hash=record)
     term.note(f"model {model_id} version {row['version']}: verified")
     click.echo(term.clean(str(path)))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _storage
-from ._errors import FormatError, InvalidArgumentError
+from ._errors import FormatError, IntegrityError, InvalidArgumentError
 from ._uploads import MANIFEST_NAME
 
 #: ``start(label, total_bytes)`` returns ``advance(n_bytes)``.
@@ -37,7 +37,8 @@ def target_name(row: Mapping[str, Any]) -> str:
 
 
 def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Path,
-                   progress: ProgressFactory = _no_progress) -> Path:
+                   progress: ProgressFactory = _no_progress,
+                   on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Download a ready version into ``out_dir`` and return the file (or the package folder) created.
 
     Args:
@@ -45,6 +46,8 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
         destinations: The registry's destinations; the row's URI must lie inside one.
         out_dir: The folder (created if missing).
         progress: Progress callbacks for the bytes transferred.
+        on_first_hash: For a version with no recorded sha256 (a registered URI), called with the size and
+            sha256 downloaded, to record them (trust on first use); it raises to refuse them.
 
     Raises:
         InvalidArgumentError: The target already exists.
@@ -60,9 +63,16 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
     if os.path.lexists(target):
         raise InvalidArgumentError(f"{target} already exists; remove it or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    first = on_first_hash if row["sha256"] is None else None
     if kind is None:
-        _storage.download_verified(uri, target, size=row["size"], sha256=row["sha256"],
-                                   progress=progress(name, row["size"]))
+        got = _storage.download_verified(uri, target, size=row["size"], sha256=row["sha256"],
+                                         progress=progress(name, row["size"]))
+        if first is not None:
+            try:
+                first(*got)
+            except BaseException:
+                target.unlink()
+                raise
         return target
     if kind not in ("zip", "dir"):
         raise FormatError(f"version {row['version']} has an unknown package format {kind!r}; "
@@ -73,8 +83,10 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
             from ._packages import safe_extract_zip
 
             archive = scratch / "package.zip"
-            _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
-                                       progress=progress(name, row["size"]))
+            got = _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
+                                             progress=progress(name, row["size"]))
+            if first is not None:
+                first(*got)
             safe_extract_zip(archive, target)
         else:
             _export_package(uri, row["sha256"], scratch, target, progress)
@@ -91,6 +103,9 @@ def _export_package(uri: str, manifest_sha: str | None, scratch: Path, target: P
     """
     from ._packages import Manifest
 
+    if manifest_sha is None:
+        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
+                             "row may be corrupt")
     base = uri.rstrip("/")
     manifest_path = scratch / MANIFEST_NAME
     _storage.download_verified(f"{base}/{MANIFEST_NAME}", manifest_path, size=None, sha256=manifest_sha)

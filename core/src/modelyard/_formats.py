@@ -206,8 +206,8 @@ def validate_config_text(text: object) -> str:
         The text as ``str``, unchanged.
 
     Raises:
-        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate or a
-            NUL character.
+        ConfigError: ``text`` is neither ``str`` nor bytes, is not valid UTF-8, or holds a lone surrogate
+            or a NUL character.
     """
     if isinstance(text, bytes | bytearray | memoryview):
         try:
@@ -217,15 +217,15 @@ def validate_config_text(text: object) -> str:
                               "Decode it with the right encoding and pass a str.") from None
     if not isinstance(text, str):
         raise ConfigError(f"Config text must be a str, not {type(text).__name__}.")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL; refuse it on every backend so a registry behaves the same on both.
+        raise ConfigError(f"Config text contains a NUL character at index {text.index(chr(0))}; it cannot be "
+                          "stored.")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise ConfigError(f"Config text contains a lone surrogate at index {e.start}; it cannot be stored "
                           "as UTF-8.") from None
-    if "\x00" in text:
-        # PostgreSQL text cannot hold NUL, and no JSON or YAML configuration needs a raw one.
-        raise ConfigError(f"Config text contains a NUL character at index {text.index(chr(0))}; remove it "
-                          "(write it as \\u0000 inside a JSON string).")
     return str(text)
 
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import numbers
 import os
 import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import _plugins, _storage
 from ._errors import (
+    IntegrityError,
     InvalidArgumentError,
     ModelyardError,
     NotFoundError,
@@ -321,7 +321,14 @@ class Model:
         if row["package_format"] == "dir":
             return _fetch_package(uri, row["sha256"])
         return _storage.cached_download(uri, file_name=row["file_name"], size=row["size"],
-                                        sha256=row["sha256"])
+                                        sha256=row["sha256"], on_first_hash=self._first_hash_recorder(row))
+
+    def _first_hash_recorder(self, row: Mapping[str, Any]) -> Callable[[int, str], None] | None:
+        """Return what records the size and sha256 of a registered URI on its first download (TOFU)."""
+        if row["sha256"] is not None:
+            return None
+        version_id = row["id"]
+        return lambda size, sha256: self._registry.record_first_hash(version_id, size, sha256)
 
     # -- archive and remove -------------------------------------------------------------------------
 
@@ -435,9 +442,13 @@ class Model:
                 raise PublishedModelError(f"model {target.id} is published; pass force=True to remove it")
             get_engine().wait(model_id=target.id)
             if delete_weights_file:
-                for version in registry.model_versions(target.id):
-                    if version["state"] == "ready":
-                        _delete_object_if_unused(registry, version, removing_model=target.id)
+                ready = [v for v in registry.model_versions(target.id) if v["state"] == "ready"]
+                destinations = registry.destinations()
+                for version in ready:
+                    # One row pointing outside the destinations refuses the whole removal before any delete.
+                    _storage.check_confined(version["uri"], destinations)
+                for version in ready:
+                    _delete_object_if_unused(registry, version, removing_model=target.id)
             registry.delete_model(target.id)
             return True
         except (ModelyardError, OSError):
@@ -454,15 +465,13 @@ def _delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removin
              and (removing_model is None or r["model_id"] != removing_model)]
     if users:
         return
-    _storage.check_confined(uri, registry.destinations())
-    if row.get("package_format") is None and not _is_owned_object(row):
-        return  # a registered URI points at someone else's object: forget it, never delete it
+    destinations = registry.destinations()
+    _storage.check_confined(uri, destinations)
+    if _storage.owning_model(uri, destinations) != row["model_id"]:
+        # A registered URI is someone else's object, and a row changed to point at a destination's root or
+        # at another model's folder must not widen a delete: forget the row, never delete the object.
+        return
     _storage.delete_uri(uri)
-
-
-def _is_owned_object(row: Mapping[str, Any]) -> bool:
-    # Objects modelyard wrote live under ".../models/<model id>/<version>/"; registered URIs do not.
-    return "/models/" in str(row["uri"])
 
 
 def _fetch_package(uri: str, manifest_sha: str | None) -> Path:
@@ -471,26 +480,33 @@ def _fetch_package(uri: str, manifest_sha: str | None) -> Path:
 
     from ._packages import Manifest
 
-    key = manifest_sha or hashlib.sha256(uri.encode()).hexdigest()
-    folder = _storage.cache_root() / key[:2] / key
+    if manifest_sha is None:
+        # Packages become ready only with their manifest's sha256: without it nothing could be verified.
+        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
+                             "row may be corrupt")
+    _storage.check_digest(manifest_sha)
+    folder = _storage.cache_root() / manifest_sha[:2] / manifest_sha
     done = folder / "package"
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if done.is_dir():
             return done
-        manifest_path = folder / MANIFEST_NAME
-        _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
-                                   sha256=manifest_sha)
-        manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
-        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
+        # Manifest and members go to a scratch folder; only a complete, verified package is moved into place.
+        scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
         try:
+            manifest_path = scratch / MANIFEST_NAME
+            _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
+                                       sha256=manifest_sha)
+            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+            staging = scratch / "package"
+            staging.mkdir()
             for entry in manifest.entries:
                 target = staging.joinpath(*entry.path.split("/"))
                 _storage.download_verified(f"{uri.rstrip('/')}/{_storage.package_key(entry.path)}", target,
                                            size=entry.size, sha256=entry.sha256)
             os.replace(staging, done)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     return done
 
 
@@ -551,6 +567,12 @@ class InputModel(Model):
             raise InvalidArgumentError(f"weights_url must be a non-empty string, got {weights_url!r}")
         config = _config_from_args(config_text, config_dict)
         labels = validate_labels(label_enumeration) if label_enumeration is not None else None
+        if name is not None:
+            _check_name(name, "name")
+        if project is not None:
+            _check_name(project, "project")
+        _check_free_text(comment, "comment")
+        _check_free_text(framework, "framework")
         uri = _storage.normalize_destination(weights_url)
         registry = get_registry()
         model_id = uuid.uuid4().hex
@@ -619,12 +641,12 @@ class OutputModel(Model):
         config = _config_from_args(config_text, config_dict)
         labels = validate_labels(label_enumeration) if label_enumeration is not None else None
         tag_list = check_tags(tags)
-        if name is not None and (not isinstance(name, str) or not name or "\x00" in name):
-            raise InvalidArgumentError(f"name must be a non-empty string without NUL, got {name!r}")
-        if comment is not None and not isinstance(comment, str):
-            raise InvalidArgumentError(f"comment must be a string, got {type(comment).__name__}")
+        if name is not None:
+            _check_name(name, "name")
+        _check_free_text(comment, "comment")
         if framework is not None and not isinstance(framework, str):
             framework = getattr(framework, "name", None) or str(framework)
+        _check_free_text(framework, "framework")
         self._task = task
         self._registry = get_registry()
         if config is None or labels is None:
@@ -677,8 +699,7 @@ class OutputModel(Model):
 
     @comment.setter
     def comment(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise InvalidArgumentError(f"comment must be a string, got {type(value).__name__}")
+        _check_free_text(value, "comment")
         self._registry.update_model(self._id, require_unpublished=True, comment=value)
 
     @property
@@ -1006,6 +1027,17 @@ def _host() -> str:
     from ._settings import hostname
 
     return hostname()
+
+
+def _check_name(value: Any, what: str) -> None:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidArgumentError(f"{what} must be a non-empty string without NUL, got {value!r}")
+
+
+def _check_free_text(value: Any, what: str) -> None:
+    # NUL is refused everywhere, not only where PostgreSQL would fail: a registry works the same on both.
+    if value is not None and (not isinstance(value, str) or "\x00" in value):
+        raise InvalidArgumentError(f"{what} must be a string without NUL characters, got {value!r}")
 
 
 def _check_file_name(name: Any) -> None:

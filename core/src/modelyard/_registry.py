@@ -522,6 +522,33 @@ class Registry:
         with self.write() as conn:
             return conn.execute(query.values(**_encode({"updated": time.time(), **fields}))).rowcount == 1
 
+    def record_first_hash(self, version_id: int, size: int, sha256: str) -> None:
+        """Record the size and sha256 first seen for a version that had none (trust on first use).
+
+        Versions of registered URIs are recorded without a hash; the first verified download fixes it, and
+        every later download is checked against it.
+
+        Raises:
+            NotFoundError: The version row is gone.
+            IntegrityError: Another size or sha256 is recorded for the version (the object changed between
+                two first downloads, or its recorded size does not match).
+        """
+        condition = (versions.c.id == version_id) & versions.c.sha256.is_(None) & (
+            versions.c.size.is_(None) | (versions.c.size == size))
+        with self.write() as conn:
+            conn.execute(sa.update(versions).where(condition)
+                         .values(size=size, sha256=sha256, updated=time.time()))
+            row = conn.execute(sa.select(versions.c.size, versions.c.sha256)
+                               .where(versions.c.id == version_id)).first()
+        if row is None:
+            raise NotFoundError(f"no version row {version_id}")
+        if (row[0], row[1]) != (size, sha256):
+            from ._errors import IntegrityError
+
+            raise IntegrityError(f"the object of version row {version_id} has {size} bytes with sha256 "
+                                 f"{sha256}, but {row[0]} bytes with sha256 {row[1]} are recorded; it was "
+                                 "changed or substituted")
+
     def get_version(self, version_id: int) -> dict[str, Any]:
         """Return a version row by its row id."""
         with self.read() as conn:

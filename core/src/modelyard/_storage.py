@@ -142,28 +142,70 @@ _FORBIDDEN_IN_STORED = re.compile(r"[?#;%\\\x00-\x1f\x7f]")
 def check_confined(uri: str, allowed: Iterable[str]) -> None:
     """Refuse a stored URI unless it lies inside a destination this registry wrote to (S9).
 
-    The URI is normalised once and never decoded: query strings, fragments, ``;`` parameters, ``%``
-    escapes, backslashes, control characters and ``.``/``..`` segments below the destination are refused.
+    The URI is normalised once and never decoded: it must already be in the canonical form modelyard writes
+    (a scheme, an absolute path, no trailing slash), and below the destination query strings, fragments,
+    ``;`` parameters, ``%`` escapes, backslashes, control characters and empty, ``.`` or ``..`` segments are
+    refused. Destination roots are compared in canonical form too, so a root recorded with a trailing slash
+    or as a plain path neither widens nor breaks the check. On the local filesystem the resolved path must
+    stay below the resolved root, so a symlink planted inside a destination cannot lead outside it.
 
     Raises:
         DestinationError: The URI is outside every allowed destination or uses a refused construct.
     """
     if not isinstance(uri, str) or not uri:
         raise DestinationError(f"stored URI {uri!r} is not a string; the registry row may be corrupt")
-    for root in allowed:
+    try:
+        canonical = normalize_destination(uri) if "://" in uri else None
+    except DestinationError:
+        canonical = None
+    if canonical != uri:
+        raise DestinationError(f"stored URI {uri!r} is not in the canonical form modelyard writes; refusing "
+                               "to read it (was the registry row changed by hand?)")
+    for recorded in allowed:
+        try:
+            root = normalize_destination(recorded)
+        except DestinationError:
+            continue  # a malformed destination row confines nothing
         if uri == root:
             return
-        prefix = root.rstrip("/") + "/"
-        if uri.startswith(prefix):
-            rest = uri[len(prefix):]
-            segments = rest.split("/")
-            if _FORBIDDEN_IN_STORED.search(rest) or any(s in ("", ".", "..") for s in segments):
-                raise DestinationError(
-                    f"stored URI {uri!r} uses a refused construct below {root!r}; refusing to read it")
-            return
+        prefix = root if root.endswith("/") else root + "/"
+        if not uri.startswith(prefix):
+            continue
+        rest = uri[len(prefix):]
+        if _FORBIDDEN_IN_STORED.search(rest) or any(s in ("", ".", "..") for s in rest.split("/")):
+            raise DestinationError(
+                f"stored URI {uri!r} uses a refused construct below {root!r}; refusing to read it")
+        protocol, path = split_uri(uri)
+        if is_local(protocol):
+            real_root = os.path.realpath(split_uri(root)[1])
+            if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+                raise DestinationError(f"stored URI {uri!r} resolves outside {root!r} through a symlink; "
+                                       "refusing to read it")
+        return
     raise DestinationError(
         f"stored URI {uri!r} is outside every destination this registry wrote to; refusing to read it "
         "(was the registry row changed by hand?)")
+
+
+#: A key below a destination in modelyard's own layout: project / task / "models" / model id / version / file.
+OWNED_KEY = re.compile(r"^[A-Za-z0-9_.\-]+/[A-Za-z0-9_.\-]+/models/(?P<model>[A-Za-z0-9_.\-]+)/[0-9]+/.+$")
+
+
+def owning_model(uri: str, allowed: Iterable[str]) -> str | None:
+    """Return the id of the model whose folder holds ``uri`` in modelyard's layout, or ``None``.
+
+    Only such objects are modelyard's to delete; a registered URI (or a row changed to point at a
+    destination's root or at another model's folder) is not.
+    """
+    for recorded in allowed:
+        try:
+            root = normalize_destination(recorded)
+        except DestinationError:
+            continue
+        prefix = root if root.endswith("/") else root + "/"
+        if uri.startswith(prefix) and (match := OWNED_KEY.match(uri[len(prefix):])):
+            return match["model"]
+    return None
 
 
 def is_writable(destination: str) -> bool:
@@ -497,21 +539,118 @@ def download_verified(uri: str, dest: Path, *, size: int | None, sha256: str | N
             os.unlink(tmp)
 
 
-def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str | None) -> Path:
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_digest(sha256: str | None) -> None:
+    """Refuse a recorded sha256 that is not 64 lowercase hex digits (it becomes a cache path component).
+
+    Raises:
+        IntegrityError: The value read back from the registry is not a sha256.
+    """
+    if sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        raise IntegrityError(f"the registry records {sha256!r} as a sha256; the row may be corrupt")
+
+
+def _stamp_path(dest: Path) -> Path:
+    # safe_component never starts a name with a dot, so a stamp can never be some file's cache entry.
+    return dest.with_name(f".{dest.name}.verified")
+
+
+def _is_verified(dest: Path, size: int | None, sha256: str) -> bool:
+    """Tell whether ``dest`` is still exactly the file that was verified against ``sha256``."""
+    try:
+        st = os.stat(dest, follow_symlinks=False)
+        stamp = _stamp_path(dest).read_text(encoding="ascii")
+    except (OSError, ValueError):
+        return False
+    return (os.path.isfile(dest) and not os.path.islink(dest) and (size is None or st.st_size == size)
+            and stamp == f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {sha256}")
+
+
+def _stamp(dest: Path, sha256: str) -> None:
+    """Record the identity of a freshly verified cache file, so a later change to it is noticed."""
+    st = os.stat(dest)
+    stamp = _stamp_path(dest)
+    tmp = stamp.with_name(f"{stamp.name}.{uuid.uuid4().hex[:12]}{_PARTIAL_MARK}")
+    try:
+        tmp.write_text(f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {sha256}", encoding="ascii")
+        os.replace(tmp, stamp)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _discard(dest: Path) -> None:
+    for path in (_stamp_path(dest), dest):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str | None,
+                    on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Return a verified local copy of an object from the shared download cache.
 
     The cache is keyed by content hash; a cross-process file lock lets two processes fetch the same model at
-    once and both receive a complete file (R12).
+    once and both receive a complete file (R12). A cache entry is served only while it is the very file that
+    was verified (same inode, size and modification time); one changed since, for example by a caller that
+    wrote to the returned path, is discarded and downloaded again (R11).
+
+    Args:
+        uri: The object (already checked to lie inside the registry's destinations).
+        file_name: The name the cached file gets (made a safe path component).
+        size: The recorded size, or ``None``.
+        sha256: The recorded sha256, or ``None`` for a registered URI never downloaded before.
+        on_first_hash: With ``sha256=None``, called with the size and sha256 of the downloaded bytes before
+            they enter the cache, to record them (trust on first use); it raises to refuse them.
+
+    Raises:
+        IntegrityError: The object does not match the recorded size or sha256, or the recorded sha256 is
+            not one.
+        StorageError: The object cannot be read, or the disk is full.
     """
-    key = sha256 or hashlib.sha256(uri.encode()).hexdigest()
-    folder = cache_root() / key[:2] / key
-    dest = folder / safe_component(file_name, limit=200)
+    check_digest(sha256)
+    name = safe_component(file_name, limit=200)
+    if sha256 is None:
+        return _first_download(uri, name, size, on_first_hash)
+    folder = cache_root() / sha256[:2] / sha256
+    dest = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
-        if dest.is_file() and sha256 is not None and (size is None or dest.stat().st_size == size):
-            return dest
-        download_verified(uri, dest, size=size, sha256=sha256)
+        if not _is_verified(dest, size, sha256):
+            _discard(dest)
+            download_verified(uri, dest, size=size, sha256=sha256)
+            _stamp_or_discard(uri, dest, sha256)
     return dest
+
+
+def _first_download(uri: str, name: str, size: int | None,
+                    on_first_hash: Callable[[int, str], None] | None) -> Path:
+    """Download an object with no recorded sha256, let the caller record it, then cache it under its hash."""
+    scratch = Path(tempfile.mkdtemp(dir=cache_root(), prefix=".first-", suffix=_PARTIAL_MARK))
+    try:
+        got_size, got_sha = download_verified(uri, scratch / name, size=size, sha256=None)
+        if on_first_hash is not None:
+            on_first_hash(got_size, got_sha)
+        folder = cache_root() / got_sha[:2] / got_sha
+        dest = folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not _is_verified(dest, got_size, got_sha):
+                _discard(dest)
+                os.replace(scratch / name, dest)
+                _stamp_or_discard(uri, dest, got_sha)
+        return dest
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _stamp_or_discard(uri: str, dest: Path, sha256: str) -> None:
+    try:
+        _stamp(dest, sha256)
+    except OSError as e:
+        _discard(dest)
+        raise StorageError(f"cannot record the verified download of {uri} in {dest.parent}: {e}") from e
 
 
 def copy_tree(src: Path, dest: Path) -> None:

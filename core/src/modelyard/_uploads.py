@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 import tenacity
 
 from . import _storage
-from ._errors import IntegrityError, UploadError
+from ._errors import DestinationError, IntegrityError, UploadError
 from ._registry import Registry, get_registry
 from ._settings import exit_timeout, hostname, max_pending_uploads, retry_deadline, upload_workers
 
@@ -291,6 +292,10 @@ class UploadEngine:
                                              model_id=job.model_id, version=job.version))
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded on the version and raised
             cause = f"{type(exc).__name__}: {exc}"
+            if job.package:
+                # Members are committed one by one: those that made it must not outlive the failed version.
+                with contextlib.suppress(Exception):
+                    _storage.delete_uri(job.uri)
             kept = self._settle_failure(job)
             if kept:
                 cause += f" (the snapshot is kept at {kept})"
@@ -442,6 +447,7 @@ class UploadEngine:
             return []
         self._resumed.add(registry.url)
         resumed = []
+        destinations = registry.destinations()
         for row in registry.active_versions(hostname()):
             if row["owner"] == self.owner or owner_alive(row["owner"]):
                 continue
@@ -449,13 +455,15 @@ class UploadEngine:
                 continue  # another process claimed it first
             try:
                 job = Job.from_json(json.dumps(row["job"])) if row["job"] else None
-            except (TypeError, ValueError, KeyError):
-                job = None
-            missing = None if job is None else next(
+                refused = None if job is None else journal_problem(job, row, destinations)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                job, refused = None, None
+            missing = None if job is None or refused else next(
                 (f.source for f in job.files if not os.path.exists(f.source)), None)
-            if job is None or missing:
+            if job is None or refused or missing:
                 cause = "the process that started this upload died and " + (
-                    f"its source {missing} is gone" if missing else "left no journal entry")
+                    f"its journal entry was refused: it {refused}" if refused
+                    else f"its source {missing} is gone" if missing else "left no journal entry")
                 registry.update_version(row["id"], expect_owner=self.owner, state="failed", error=cause)
                 resumed.append(row["id"])
                 continue
@@ -581,11 +589,55 @@ def enable_graceful_shutdown(signals: tuple[int, ...] = (signal.SIGTERM,)) -> No
 _staging_roots: set[str] = set()
 
 
-def new_staging_dir() -> str:
-    """Create a private staging folder for one version's snapshots."""
+def staging_root() -> str:
+    """Return the folder that holds this machine's private staging folders."""
     from ._settings import ENV_HOME
 
-    root = os.path.abspath(os.path.join(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.modelyard"), "staging"))
+    return os.path.abspath(os.path.join(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.modelyard"),
+                                        "staging"))
+
+
+def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> str | None:
+    """Tell why a journaled job read back from the registry must not run (``None`` when it may).
+
+    The journal is a registry field like any other, so it is untrusted (RELIABILITY.md S7): a resumed job may
+    only upload a snapshot in its own staging folder (or a source whose fingerprint still matches) to its
+    version's own object key, remove that staging folder, and delete only fingerprinted files.
+
+    Returns:
+        What is wrong, as a phrase ("points outside ..."), or ``None``.
+    """
+    if (job.model_id, job.version, job.uri) != (row["model_id"], row["version"], row["uri"]):
+        return "does not match its version row"
+    try:
+        _storage.check_confined(job.uri, destinations)
+    except DestinationError as e:
+        return f"points outside the destinations ({e})"
+    if _storage.owning_model(job.uri, destinations) != job.model_id:
+        return "points outside its model's own folder"
+    base = job.uri.rstrip("/")
+    expected = [f"{base}/{_storage.package_key(f.name)}" if job.package else job.uri for f in job.files]
+    if not job.files or (not job.package and len(job.files) != 1) or [f.uri for f in job.files] != expected:
+        return "writes objects other than its version's own"
+    staging = None
+    if job.staging is not None:
+        root = os.path.realpath(staging_root())
+        staging = os.path.realpath(job.staging)
+        if staging != os.path.join(root, os.path.basename(staging)) or \
+                not re.fullmatch(r"[0-9a-f]{32}", os.path.basename(staging)):
+            return f"names a staging folder {job.staging!r} that is not one of this machine's"
+    for f in job.files:
+        snapshot = staging is not None and os.path.dirname(os.path.realpath(f.source)) == staging
+        if f.fingerprint is None and not snapshot:
+            return f"reads {f.source!r}, which is neither its snapshot nor fingerprinted"
+    if any(f.fingerprint is None for f in job.delete_after):
+        return "would delete a file without checking its fingerprint"
+    return None
+
+
+def new_staging_dir() -> str:
+    """Create a private staging folder for one version's snapshots."""
+    root = staging_root()
     if root not in _staging_roots:
         os.makedirs(root, mode=0o700, exist_ok=True)
         _staging_roots.add(root)
