@@ -17,9 +17,12 @@ import modelyard
 #: Core modules whose every test runs on SQLite and on PostgreSQL (issue 9); the others never open a registry
 #: (test_cli runs its registry commands on both backends itself).
 BOTH_BACKENDS = frozenset({
+    "test_faults_concurrency",
     "test_faults_process",
+    "test_faults_resources",
     "test_faults_storage",
     "test_output_model",
+    "test_security_registry",
     "test_task",
     "test_team",
 })
