@@ -29,10 +29,12 @@ from ._errors import (
     UploadError,
 )
 from ._formats import labels_from_names, load_weights, save_safetensors, sniff_format, validate_labels
-from ._model import InputModel, Model, ModelVersion, OutputModel
+from ._model import InputModel, Model
+from ._output_model import OutputModel
 from ._plugins import available_integrations, get_callback_class
 from ._task import Task
 from ._uploads import enable_graceful_shutdown, sync
+from ._versions import ModelVersion
 
 try:
     __version__ = version("modelyard")

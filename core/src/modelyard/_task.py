@@ -185,7 +185,8 @@ class Task:
         Returns:
             The model, for chaining.
         """
-        from ._model import Model, OutputModel
+        from ._model import Model
+        from ._output_model import OutputModel
 
         if not isinstance(model, Model):
             raise InvalidArgumentError(f"connect() takes a modelyard model, got {type(model).__name__}")

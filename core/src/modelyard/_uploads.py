@@ -420,7 +420,7 @@ class UploadEngine:
 
         try:
             if event == "ready":
-                from ._model import ModelVersion
+                from ._versions import ModelVersion
 
                 row = get_registry(job.registry_url or None).get_version(job.version_id)
                 _plugins.call("modelyard_after_version_upload", model_id=job.model_id,

@@ -19,7 +19,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from ._errors import UploadError
-    from ._model import ModelVersion, OutputModel
+    from ._output_model import OutputModel
+    from ._versions import ModelVersion
 
 PROJECT_NAME = "modelyard"
 ENTRY_POINT_GROUP = "modelyard.plugins"

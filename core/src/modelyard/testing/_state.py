@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelyard import _plugins, _registry, _uploads
-from modelyard._model import OutputModel
+from modelyard._output_model import OutputModel
 from modelyard._task import Task
 
 

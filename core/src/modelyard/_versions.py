@@ -1,0 +1,116 @@
+"""Model versions: the immutable record of one ``update_weights``, and reading and deleting stored ones.
+
+Every field of a version row is untrusted (RELIABILITY.md invariant 1): URIs are confined to the registry's
+destinations before any read or delete, and package manifests are validated before any file is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _storage
+from ._errors import IntegrityError
+from ._registry import Registry
+from ._uploads import MANIFEST_NAME
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable weights version of a model.
+
+    Attributes:
+        version: 1 for the first ``update_weights`` of a model, then 2, 3, ...
+        iteration: The training iteration the caller gave (``None`` if none; 0 is a real iteration).
+        uri: Where the bytes are (a folder for packages).
+        file_name: The stored file's name (or the package's folder name).
+        size: Bytes stored (``None`` until ready, or for registered URIs of unknown size).
+        sha256: Hex digest of the bytes (of the manifest for packages).
+        state: ``pending``, ``uploading``, ``ready`` or ``failed``.
+        error: Why it failed.
+        created: Creation time (seconds since the epoch).
+        package_format: ``None`` for one file, ``"dir"`` for a folder package, ``"zip"`` for a zip package.
+        tags: Version tags (integrations use ``best``/``last``).
+        metadata: Caller-supplied metadata (metric names and values, framework details).
+        pinned: Retention never removes a pinned version.
+    """
+
+    version: int
+    iteration: int | None
+    uri: str
+    file_name: str
+    size: int | None
+    sha256: str | None
+    state: str
+    error: str | None
+    created: float
+    package_format: str | None = None
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pinned: bool = False
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ModelVersion:
+        """Build from a registry row."""
+        return cls(version=row["version"], iteration=row["iteration"], uri=row["uri"],
+                   file_name=row["file_name"], size=row["size"], sha256=row["sha256"], state=row["state"],
+                   error=row["error"], created=row["created"], package_format=row["package_format"],
+                   tags=list(row["tags"] or []), metadata=dict(row["meta"] or {}), pinned=bool(row["pinned"]))
+
+
+def delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removing_model: str | None = None
+                             ) -> None:
+    """Delete a version's object unless another version still references it (deduplication)."""
+    uri = row["uri"]
+    users = [r for r in registry.uri_users(uri) if r["id"] != row["id"]
+             and (removing_model is None or r["model_id"] != removing_model)]
+    if users:
+        return
+    destinations = registry.destinations()
+    _storage.check_confined(uri, destinations)
+    if _storage.owning_model(uri, destinations) != row["model_id"]:
+        # A registered URI is someone else's object, and a row changed to point at a destination's root or
+        # at another model's folder must not widen a delete: forget the row, never delete the object.
+        return
+    _storage.delete_uri(uri)
+
+
+def fetch_package(uri: str, manifest_sha: str | None) -> Path:
+    """Download a folder package into the cache, verifying the manifest and every file."""
+    from filelock import FileLock
+
+    from ._packages import Manifest
+
+    if manifest_sha is None:
+        # Packages become ready only with their manifest's sha256: without it nothing could be verified.
+        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
+                             "row may be corrupt")
+    _storage.check_digest(manifest_sha)
+    folder = _storage.cache_root() / manifest_sha[:2] / manifest_sha
+    done = folder / "package"
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if done.is_dir():
+            return done
+        # Manifest and members go to a scratch folder; only a complete, verified package is moved into place.
+        scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
+        try:
+            manifest_path = scratch / MANIFEST_NAME
+            _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
+                                       sha256=manifest_sha)
+            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+            staging = scratch / "package"
+            staging.mkdir()
+            for entry in manifest.entries:
+                target = staging.joinpath(*entry.path.split("/"))
+                _storage.download_verified(f"{uri.rstrip('/')}/{_storage.package_key(entry.path)}", target,
+                                           size=entry.size, sha256=entry.sha256)
+            os.replace(staging, done)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return done

@@ -1,0 +1,37 @@
+"""modelyard for PyTorch Lightning: one callback records every checkpoint, its config, labels and metric.
+
+Example:
+    >>> import lightning.pytorch as L
+    >>> from modelyard_lightning import ModelyardCallback
+    >>> trainer = L.Trainer(callbacks=[ModelyardCallback()])
+
+For the standalone ``pytorch_lightning`` package, use
+``modelyard_lightning.pytorch_lightning.ModelyardCallback``.
+``ModelyardCallback`` is imported on first use, so the read helpers and the ``pytorch_lightning`` variant work
+without the ``lightning`` package installed.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from ._read import checkpoint_path, load_weights
+
+if TYPE_CHECKING:
+    from ._callback import ModelyardCallback
+
+try:
+    __version__ = version("modelyard-lightning")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0"
+
+__all__ = ["ModelyardCallback", "__version__", "checkpoint_path", "load_weights"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ModelyardCallback":
+        from ._callback import ModelyardCallback
+
+        return ModelyardCallback
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""``ModelyardCallback`` for the standalone ``pytorch_lightning`` package.
+
+``pytorch_lightning.Trainer`` and ``lightning.pytorch.Trainer`` each expect callbacks built on their own
+``Callback`` class, so this module builds the same callback on ``pytorch_lightning.Callback``::
+
+    import pytorch_lightning as pl
+    from modelyard_lightning.pytorch_lightning import ModelyardCallback
+
+    trainer = pl.Trainer(callbacks=[ModelyardCallback()])
+"""
+
+from __future__ import annotations
+
+from modelyard import MissingDependencyError
+
+from ._impl import ModelyardCallbackImpl
+
+try:
+    from pytorch_lightning.callbacks import Callback
+except ImportError as e:
+    raise MissingDependencyError(
+        "modelyard_lightning.pytorch_lightning needs the `pytorch_lightning` package: install it with "
+        "`pip install modelyard-lightning[pytorch-lightning]`. Using `import lightning` instead? Import "
+        "`modelyard_lightning.ModelyardCallback`."
+    ) from e
+
+__all__ = ["ModelyardCallback"]
+
+
+class ModelyardCallback(ModelyardCallbackImpl, Callback):
+    """Record every checkpoint of a ``pytorch_lightning`` run in modelyard (see ``ModelyardCallbackImpl``)."""
+
+    __doc__ = ModelyardCallbackImpl.__doc__
+    namespace = "pytorch_lightning"
