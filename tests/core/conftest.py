@@ -1,4 +1,9 @@
-"""Fixtures for core tests: a fresh registry, storage folder and plugin manager per test."""
+"""Fixtures for core tests: a fresh registry, storage folder and plugin manager per test.
+
+The modules in ``BOTH_BACKENDS`` hold the core API's semantics; every test in them runs twice, on the embedded
+SQLite registry and on a fresh PostgreSQL schema (skipped with a reason when no server is configured), so
+the PostgreSQL registry is held to exactly the same behaviour.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,42 @@ import numpy as np
 import pytest
 
 import modelyard
+
+#: Core modules whose every test runs on SQLite and on PostgreSQL (issue 9); the others never open a registry
+#: (test_cli runs its registry commands on both backends itself).
+BOTH_BACKENDS = frozenset({
+    "test_faults_concurrency",
+    "test_faults_process",
+    "test_faults_resources",
+    "test_faults_storage",
+    "test_output_model",
+    "test_security_registry",
+    "test_task",
+    "test_team",
+})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if module in BOTH_BACKENDS and "registry_backend" not in metafunc.fixturenames:
+        metafunc.parametrize("core_registry", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                             indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def core_registry(request: pytest.FixtureRequest, modelyard_home: Path) -> str:
+    """Point the test at its registry backend before any other fixture opens the registry.
+
+    Autouse, so it is set up before fixtures such as ``task``; parametrised by ``pytest_generate_tests`` for
+    the ``BOTH_BACKENDS`` modules, and SQLite (the embedded default) for every other test.
+
+    Returns:
+        ``"sqlite"`` or ``"postgres"`` (``MODELYARD_REGISTRY_URL`` set to a fresh, empty schema).
+    """
+    backend = str(getattr(request, "param", "sqlite"))
+    if backend == "postgres":
+        request.getfixturevalue("postgres_schema_url")
+    return backend
 
 
 @pytest.fixture(autouse=True)

@@ -591,7 +591,7 @@ def test_info(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert data["modelyard"] == modelyard.__version__
     assert data["home"] == str(home)
     assert data["registry"] == f"sqlite:///{home}/registry.db"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["default_destination"] == f"file://{tmp_path}/dest"
     assert data["destinations"] == [f"file://{home}/storage"]
     assert data["integrations"] == [{"name": "toy", "package": "modelyard", "version": modelyard.__version__,
@@ -614,7 +614,7 @@ def test_info_hides_the_registry_password(home: Path, monkeypatch: pytest.Monkey
 
 def test_db_upgrade(home: Path) -> None:
     out = run("db", "upgrade").stdout
-    assert out.strip() == f"registry sqlite:///{home}/registry.db is at schema version 1"
+    assert out.strip() == f"registry sqlite:///{home}/registry.db is at schema version 2"
     db = sqlite3.connect(home / "registry.db")
     with db:
         db.execute("UPDATE modelyard_meta SET value = '99' WHERE key = 'schema_version'")
@@ -640,9 +640,9 @@ def test_commands_on_each_registry_backend(home: Path, registry_backend: str, tm
     run("gc", "--yes")
     assert run_json("verify")["ok"] is True
     info = run_json("info")
-    assert info["schema_version"] == 1
+    assert info["schema_version"] == 2
     upgraded = run("db", "upgrade").stdout
-    assert upgraded.strip().endswith("is at schema version 1")
+    assert upgraded.strip().endswith("is at schema version 2")
     if registry_backend == "postgres":
         assert info["registry"].startswith("postgresql+psycopg://modelyard:***@")
         assert ":modelyard@" not in upgraded and ":***@" in upgraded

@@ -61,7 +61,9 @@ def _release(procs: list[subprocess.Popen[str]], start: Path, timeout: float = 6
     return outputs
 
 
-def test_r6_eight_processes_register_models_and_versions_into_one_sqlite_registry(tmp_path: Path) -> None:
+def test_r6_eight_processes_register_models_and_versions_into_one_sqlite_registry(tmp_path: Path,
+                                                                                 core_registry: str) -> None:
+    """R6 on SQLite; the same check runs on PostgreSQL (core_registry), where a team's jobs meet."""
     task = Task.init(project_name="r6", task_name="parent")
     shared = OutputModel(task, name="shared")
     script = tmp_path / "child.py"
@@ -76,7 +78,7 @@ def test_r6_eight_processes_register_models_and_versions_into_one_sqlite_registr
     results = [json.loads(out) for out in _release(procs, start)]
 
     registry = get_registry()
-    assert registry.url.startswith("sqlite")
+    assert registry.url.startswith("sqlite" if core_registry == "sqlite" else "postgresql")
     # Every model and task id is unique; every process's own models exist with one ready version each.
     own = [model_id for r in results for model_id in r["own"]]
     assert len(set(own)) == 16 and shared.id not in own

@@ -178,10 +178,12 @@ def test_r4_sigterm_commits_finished_and_journals_unfinished(tmp_path: Path) -> 
 def test_r4_sigterm_chains_an_existing_handler(tmp_path: Path) -> None:
     script = tmp_path / "chain.py"
     script.write_text(textwrap.dedent("""
-        import signal, sys, time
+        import os, signal, sys, time
         import modelyard
         def previous(num, frame):
-            print("previous handler ran", flush=True)
+            # os.write, not print: SIGTERM can land while the main thread is still inside print("ready"), and
+            # a print from the handler then fails with "reentrant call inside BufferedWriter".
+            os.write(1, b"previous handler ran\\n")
         signal.signal(signal.SIGTERM, previous)
         modelyard.enable_graceful_shutdown()
         print("ready", flush=True)

@@ -130,7 +130,9 @@ def _hostile_uris(dest: Path, canary: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("case", list(_hostile_uris(Path("/d"), Path("/c"))))
 def test_s9_uri_outside_the_destination_is_refused_with_no_read_and_no_delete(
-        case: str, tmp_path: Path, make_weights, storage_calls, faulty_fs) -> None:
+        case: str, tmp_path: Path, make_weights, storage_calls, faulty_fs, core_registry: str) -> None:
+    if case == "nul" and core_registry == "postgres":
+        pytest.skip("PostgreSQL cannot store NUL in text, so no tampered row can hold this URI")
     dest = tmp_path / "dest"
     canary = tmp_path / "canary"
     canary.write_bytes(b"secret: must never be read or deleted")

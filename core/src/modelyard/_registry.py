@@ -3,10 +3,14 @@
 Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate URIs and names
 before they touch storage. Writes on SQLite run in ``BEGIN IMMEDIATE`` transactions with a busy timeout,
 because deferred transactions fail with "database is locked" as soon as a few processes write at once.
+
+Names, projects and tags are free text of any length, but a PostgreSQL b-tree row holds at most ~2.7 kB, so they
+are indexed through fixed-size digests (``*_key`` columns, see `text_key`) and compared in full.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -18,11 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._errors import NotFoundError, RegistryError
+from ._errors import InvalidArgumentError, NotFoundError, RegistryError
 from ._settings import registry_url
 
 #: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -44,7 +48,9 @@ tasks = sa.Table(
     sa.Column("tags", sa.Text, nullable=False, default="[]"),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
-    sa.Index("ix_tasks_project_name", "project", "name"),
+    sa.Column("project_key", sa.String(32)),
+    sa.Column("name_key", sa.String(32)),
+    sa.Index("ix_tasks_project_name_key", "project_key", "name_key", "created"),
 )
 
 models = sa.Table(
@@ -67,10 +73,13 @@ models = sa.Table(
     sa.Column("version_count", sa.Integer, nullable=False, default=0),
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
-    # Newest-first listings filter by these; the indexes keep them fast at 100,000 models.
-    sa.Index("ix_models_created", "created"),
-    sa.Index("ix_models_project_created", "project", "created"),
-    sa.Index("ix_models_name_created", "name", "created"),
+    sa.Column("project_key", sa.String(32)),
+    sa.Column("name_key", sa.String(32)),
+    # Newest-first listings (ORDER BY created DESC, id DESC LIMIT n) read these backwards and stop after n
+    # rows; benchmarks/bench_query_scale.py measures them at 100,000 models.
+    sa.Index("ix_models_created_id", "created", "id"),
+    sa.Index("ix_models_project_key_created", "project_key", "created", "id"),
+    sa.Index("ix_models_name_key_created", "name_key", "created", "id"),
     sa.Index("ix_models_task", "task_id"),
 )
 
@@ -78,8 +87,12 @@ model_tags = sa.Table(
     "model_tags",
     metadata,
     sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("tag", sa.Text, primary_key=True),
-    sa.Index("ix_model_tags_tag", "tag", "model_id"),
+    sa.Column("tag_key", sa.String(32), primary_key=True),
+    sa.Column("tag", sa.Text, nullable=False),
+    # The model's creation time (never changes), copied here so that "newest models with tag t" reads this
+    # index backwards and stops after n rows, whether t is on half the models or on a handful.
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Index("ix_model_tags_key_created", "tag_key", "created", "model_id"),
 )
 
 versions = sa.Table(
@@ -130,9 +143,42 @@ destinations = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
 )
 
+# PostgreSQL's planner takes `key = k AND text = t` for two independent filters and underestimates the rows
+# a name, project or tag matches by orders of magnitude (then it joins and sorts all of them instead of
+# reading the newest through the index). Functional-dependency statistics tell it the key determines the text.
+_KEY_STATISTICS = {
+    tasks: [("st_tasks_project_key", "project_key, project"), ("st_tasks_name_key", "name_key, name")],
+    models: [("st_models_project_key", "project_key, project"), ("st_models_name_key", "name_key, name")],
+    model_tags: [("st_model_tags_tag_key", "tag_key, tag")],
+}
+
+
+def _key_statistics_ddl(table: sa.Table) -> list[sa.DDL]:
+    return [sa.DDL(f"CREATE STATISTICS IF NOT EXISTS {name} (dependencies) ON {columns} FROM {table.name}")
+            for name, columns in _KEY_STATISTICS[table]]
+
+
+for _table in _KEY_STATISTICS:
+    for _ddl in _key_statistics_ddl(_table):
+        sa.event.listen(_table, "after_create", _ddl.execute_if(dialect="postgresql"))
+
 ACTIVE_STATES = ("pending", "uploading")
 
 JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
+
+
+def text_key(value: str) -> str:
+    """Return the fixed-size index key of a name, project or tag (128 bits of its sha256, in hex)."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _with_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Add the ``*_key`` digests of the ``project`` and ``name`` fields being written."""
+    out = dict(fields)
+    for column in ("project", "name"):
+        if fields.get(column) is not None:
+            out[f"{column}_key"] = text_key(fields[column])
+    return out
 
 
 def dumps(value: Any) -> str:
@@ -152,7 +198,16 @@ def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+    out = {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()}
+    for key, value in out.items():
+        # PostgreSQL text cannot hold NUL; refuse it on every backend so both behave the same. JSON columns
+        # never hold a raw NUL (json escapes it), and an error message is kept, escaped, rather than lost.
+        if isinstance(value, str) and "\x00" in value:
+            if key == "error":
+                out[key] = value.replace("\x00", "\\x00")
+            else:
+                raise InvalidArgumentError(f"{key} must not contain NUL characters (\\x00); remove them")
+    return out
 
 
 class Registry:
@@ -219,9 +274,17 @@ class Registry:
 
     # -- schema ------------------------------------------------------------------------------------
 
+    def _lock_schema(self, conn: Connection) -> None:
+        """Serialise schema creation and migration between processes (SQLite: BEGIN IMMEDIATE already does)."""
+        if not self.is_sqlite:
+            # Without it, jobs that open a fresh PostgreSQL database at once race in CREATE TABLE and fail
+            # with DuplicateTable; the lock is released when the transaction ends.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_ID)))
+
     def _ensure_schema(self) -> None:
         try:
             with self.write() as conn:
+                self._lock_schema(conn)
                 metadata.create_all(conn, checkfirst=True)
                 row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
                 if row is None:
@@ -244,9 +307,14 @@ class Registry:
     def migrate(self) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; return the version it is at afterwards."""
         with self.write() as conn:
+            self._lock_schema(conn)
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
             found = int(row[0]) if row else 0
+            if found > SCHEMA_VERSION:
+                raise RegistryError(
+                    f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
+                    f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`")
             for step in range(found + 1, SCHEMA_VERSION + 1):
                 _MIGRATIONS[step](conn)
             conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
@@ -264,13 +332,13 @@ class Registry:
         """Store a new task row."""
         now = time.time()
         with self.write() as conn:
-            conn.execute(sa.insert(tasks).values(**_encode({"created": now, "updated": now, **fields})))
+            conn.execute(sa.insert(tasks).values(**_encode(_with_keys({"created": now, "updated": now, **fields}))))
 
     def update_task(self, task_id: str, **fields: Any) -> None:
         """Change fields of a task row."""
         with self.write() as conn:
             conn.execute(sa.update(tasks).where(tasks.c.id == task_id)
-                         .values(**_encode({"updated": time.time(), **fields})))
+                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """Return a task row; `NotFoundError` when absent."""
@@ -285,9 +353,9 @@ class Registry:
         """Return task rows, newest first."""
         query = sa.select(tasks).order_by(tasks.c.created.desc(), tasks.c.id)
         if project is not None:
-            query = query.where(tasks.c.project == project)
+            query = query.where((tasks.c.project_key == text_key(project)) & (tasks.c.project == project))
         if name is not None:
-            query = query.where(tasks.c.name == name)
+            query = query.where((tasks.c.name_key == text_key(name)) & (tasks.c.name == name))
         if limit is not None:
             query = query.limit(limit)
         with self.read() as conn:
@@ -295,12 +363,23 @@ class Registry:
 
     def link_task_model(self, task_id: str, model_id: str, role: str, name: str | None) -> None:
         """Record that a task uses (``input``) or produced (``output``) a model."""
+        # One upsert: a delete-then-insert lets two writers under PostgreSQL's READ COMMITTED both find no row
+        # and then collide on the primary key.
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            dialect_insert: Callable[..., Any] = sqlite_insert
+        else:  # imported here: the PostgreSQL dialect costs ~35 ms at `import modelyard`
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            dialect_insert = postgresql_insert
+        insert = dialect_insert(task_models).values(
+            task_id=task_id, model_id=model_id, role=role, name=name, created=time.time())
+        upsert = insert.on_conflict_do_update(
+            index_elements=[task_models.c.task_id, task_models.c.model_id, task_models.c.role],
+            set_={"name": insert.excluded.name, "created": insert.excluded.created})
         with self.write() as conn:
-            conn.execute(sa.delete(task_models).where(
-                (task_models.c.task_id == task_id) & (task_models.c.model_id == model_id)
-                & (task_models.c.role == role)))
-            conn.execute(sa.insert(task_models).values(
-                task_id=task_id, model_id=model_id, role=role, name=name, created=time.time()))
+            conn.execute(upsert)
 
     def task_model_links(self, task_id: str) -> list[dict[str, Any]]:
         """Return the task's model links in the order they were made."""
@@ -314,23 +393,29 @@ class Registry:
     def insert_model(self, **fields: Any) -> None:
         """Store a new model row and its tag index."""
         now = time.time()
-        fields = {"created": now, "updated": now, **fields}
+        fields = _with_keys({"created": now, "updated": now, **fields})
         with self.write() as conn:
             conn.execute(sa.insert(models).values(**_encode(fields)))
-            self._write_tags(conn, fields["id"], fields.get("tags") or [])
+            self._write_tags(conn, fields["id"], fields.get("tags") or [], fields["created"])
 
     @staticmethod
-    def _write_tags(conn: Connection, model_id: str, tags: Iterable[str]) -> None:
+    def _write_tags(conn: Connection, model_id: str, tags: Iterable[str], created: float | None = None) -> None:
         conn.execute(sa.delete(model_tags).where(model_tags.c.model_id == model_id))
         unique = list(dict.fromkeys(tags))
         if unique:
-            conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag": t} for t in unique])
+            if created is None:
+                created = conn.execute(sa.select(models.c.created).where(models.c.id == model_id)).scalar_one()
+            conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag_key": text_key(t), "tag": t,
+                                                  "created": created} for t in unique])
 
     def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
         """Change fields of a model row (and its tag index when ``tags`` changes)."""
         with self.write() as conn:
             if require_unpublished:
-                row = conn.execute(sa.select(models.c.published).where(models.c.id == model_id)).first()
+                # FOR UPDATE: under PostgreSQL's READ COMMITTED a publish could otherwise land between the
+                # check and the write (SQLite's BEGIN IMMEDIATE already holds the write lock).
+                row = conn.execute(sa.select(models.c.published).where(models.c.id == model_id)
+                                   .with_for_update()).first()
                 if row is None:
                     raise NotFoundError(f"no model with id {model_id!r}")
                 if row[0]:
@@ -338,7 +423,7 @@ class Registry:
 
                     raise PublishedModelError(f"model {model_id} is published and can no longer change")
             conn.execute(sa.update(models).where(models.c.id == model_id)
-                         .values(**_encode({"updated": time.time(), **fields})))
+                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
             if "tags" in fields:
                 self._write_tags(conn, model_id, fields["tags"] or [])
 
@@ -355,23 +440,34 @@ class Registry:
                      include_archived: bool = False, max_results: int | None = None) -> list[dict[str, Any]]:
         """Return model rows matching every filter, newest first.
 
-        A tag starting with ``-`` excludes models carrying that tag.
+        A tag starting with ``-`` excludes models carrying that tag. With a required tag, the first one drives
+        the query through ``model_tags``' (tag, created) index; the other filters are checked on the way.
         """
         query = sa.select(models)
+        order = [models.c.created.desc(), models.c.id.desc()]
+        required = [t for t in tags or () if not (t.startswith("-") and len(t) > 1)]
+        if required:
+            driver = model_tags.alias("driver")
+            query = query.select_from(models.join(driver, driver.c.model_id == models.c.id)).where(
+                (driver.c.tag_key == text_key(required[0])) & (driver.c.tag == required[0]))
+            # The same order (driver.created is the model's), spelled so that the index provides it.
+            order = [driver.c.created.desc(), driver.c.model_id.desc()]
         if project is not None:
-            query = query.where(models.c.project == project)
+            query = query.where((models.c.project_key == text_key(project)) & (models.c.project == project))
         if name is not None:
-            query = query.where(models.c.name == name)
+            query = query.where((models.c.name_key == text_key(name)) & (models.c.name == name))
         if only_published:
             query = query.where(models.c.published.is_(True))
         if not include_archived:
             query = query.where(models.c.archived.is_(False))
-        for tag in tags or ():
+        for tag in [*required[1:], *(t for t in tags or () if t not in required)]:
             exclude = tag.startswith("-") and len(tag) > 1
+            value = tag[1:] if exclude else tag
             sub = sa.select(model_tags.c.model_id).where(
-                (model_tags.c.tag == (tag[1:] if exclude else tag)) & (model_tags.c.model_id == models.c.id))
+                (model_tags.c.tag_key == text_key(value)) & (model_tags.c.tag == value)
+                & (model_tags.c.model_id == models.c.id))
             query = query.where(~sa.exists(sub) if exclude else sa.exists(sub))
-        query = query.order_by(models.c.created.desc(), models.c.id.desc())
+        query = query.order_by(*order)
         if max_results is not None:
             query = query.limit(max_results)
         with self.read() as conn:
@@ -397,15 +493,17 @@ class Registry:
         """
         now = time.time()
         with self.write() as conn:
-            # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers
-            # can never be handed the same version number.
-            result = conn.execute(sa.update(models).where(models.c.id == model_id)
-                                  .values(version_count=models.c.version_count + 1, updated=now,
-                                          **_encode(model_fields or {})))
-            if result.rowcount != 1:
+            # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers can
+            # never be handed the same number: under READ COMMITTED a second writer blocks on the row lock,
+            # then re-evaluates ``version_count + 1`` on the committed row. RETURNING reads the number (and
+            # ``published``, as of that same locked row) without another round trip.
+            found = conn.execute(sa.update(models).where(models.c.id == model_id)
+                                 .values(version_count=models.c.version_count + 1, updated=now,
+                                         **_encode(_with_keys(model_fields or {})))
+                                 .returning(models.c.version_count, models.c.published)).first()
+            if found is None:
                 raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
-            number, published = conn.execute(
-                sa.select(models.c.version_count, models.c.published).where(models.c.id == model_id)).one()
+            number, published = found
             if published and require_unpublished:
                 from ._errors import PublishedModelError
 
@@ -547,9 +645,47 @@ class Registry:
         return known
 
 
-_MIGRATIONS: dict[int, Any] = {
+def _migrate_to_2(conn: Connection) -> None:
+    """Index names, projects and tags by digest (``*_key`` columns), so that any length can be indexed."""
+    inspector = sa.inspect(conn)
+    for table in (tasks, models):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in ("project_key", "name_key"):
+            if column not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR(32)"))
+        rows = conn.execute(sa.select(table.c.id, table.c.project, table.c.name)).all()
+        if rows:
+            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id"))
+                         .values(project_key=sa.bindparam("pk"), name_key=sa.bindparam("nk")),
+                         [{"row_id": r.id, "pk": text_key(r.project), "nk": text_key(r.name)} for r in rows])
+    for old in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created", "ix_models_name_created",
+                "ix_model_tags_tag"):
+        conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
+    for table in (tasks, models):
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+        if conn.dialect.name == "postgresql":
+            for ddl in _key_statistics_ddl(table):
+                conn.execute(ddl)
+    # model_tags is derived from models.tags: rebuild it with its new primary key.
+    conn.execute(sa.text("DROP TABLE IF EXISTS model_tags"))
+    model_tags.create(conn)
+    for model_id, tags_text, created in conn.execute(sa.select(models.c.id, models.c.tags, models.c.created)).all():
+        try:
+            tags_value = json.loads(tags_text or "[]")
+        except ValueError:
+            tags_value = []  # an unreadable row stays unreadable; it just is not found by tag
+        if isinstance(tags_value, list):
+            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t], created)
+
+
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: lambda conn: None,  # the first schema; created by create_all
+    2: _migrate_to_2,
 }
+
+#: The PostgreSQL advisory lock that serialises schema creation and migration ("modelyar" in ASCII).
+_SCHEMA_LOCK_ID = 0x6D6F64656C796172
 
 _lock = threading.Lock()
 _registries: dict[tuple[int, str], Registry] = {}
