@@ -49,6 +49,11 @@ def main(output_dir: str) -> None:
     report = {"rank": rank, "world": trainer.args.world_size, "zero": trainer.state.is_world_process_zero,
               "model_id": model_id}
     Path(output_dir, f"rank-{rank}.json").write_text(json.dumps(report))
+    # Leave together and tear the gloo group down explicitly: a rank that exits while its peer still works
+    # can abort in gloo's C++ threads ("terminate called without an active exception").
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
