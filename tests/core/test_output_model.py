@@ -536,3 +536,20 @@ def test_version_tags_pin_and_remove_version(task, make_weights) -> None:
     assert model.remove_version(2) is True
     assert [v.version for v in model.versions] == [1, 3]
     assert not Path(first_uri[len("file://"):]).exists()
+
+
+def test_package_system_tag_for_every_kind_of_package(task, tmp_path) -> None:
+    import zipfile
+
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("w.bin", b"1")
+    zipped = OutputModel(task)
+    zipped.update_weights(str(archive), is_package=True, auto_delete_file=False)
+    registered = OutputModel(task)
+    registered.update_weights(register_uri=f"file://{archive}", is_package=True)
+    plain = OutputModel(task)
+    plain.update_weights(register_uri=f"file://{archive}")
+    OutputModel.wait_for_uploads()
+    assert zipped.system_tags == ["package"] and registered.system_tags == ["package"]
+    assert plain.system_tags == []

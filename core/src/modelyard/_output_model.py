@@ -359,8 +359,6 @@ class OutputModel(Model):
         result = self._record([(str(p), rel) for rel, p in files], file_name=name, package_format="dir",
                               upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration,
                               meta=meta, vtags=vtags, snapshot=snapshot, provenance=None)
-        if PACKAGE_TAG not in self.system_tags:
-            self._registry.update_model(self._id, system_tags=[*self.system_tags, PACKAGE_TAG])
         return result
 
     def _register(self, uri: str, *, iteration: int | None, is_package: bool, meta: dict[str, Any],
@@ -368,10 +366,14 @@ class OutputModel(Model):
         normalized = _storage.normalize_destination(uri)
         self._registry.record_destination(normalized)
         file_name = normalized.rstrip("/").rsplit("/", 1)[-1] or "weights"
+        system_tags = self._row()["system_tags"] or []
+        model_fields = {"system_tags": [*system_tags, PACKAGE_TAG]} if is_package and PACKAGE_TAG not in \
+            system_tags else {}
         self._registry.add_version(
             self._id, iteration=iteration, uri=normalized, file_name=file_name,
             package_format="zip" if is_package else None, size=None, sha256=None, state="ready",
-            tags=vtags, meta={**meta, "registered": True}, pinned=False, job=None, owner=None, host=None)
+            tags=vtags, meta={**meta, "registered": True}, pinned=False, job=None, owner=None, host=None,
+            model_fields=model_fields)
         return normalized
 
     def _record(self, sources: list[tuple[str, str]], *, file_name: str, package_format: str | None,
@@ -426,7 +428,10 @@ class OutputModel(Model):
                       staging=staging, registry_url=self._registry.url)
             return {"uri": uri, "job": _json_obj(job)}
 
-        model_fields = {}
+        model_fields: dict[str, Any] = {}
+        if package_format is not None and PACKAGE_TAG not in (row["system_tags"] or []):
+            # Recorded in the version's own transaction: no extra round trip, never a tag without a version.
+            model_fields["system_tags"] = [*(row["system_tags"] or []), PACKAGE_TAG]
         if provenance is not None:
             # Provenance replaces its own line, so the comment never grows with every call.
             lines = [line for line in (row["comment"] or "").splitlines() if not line.startswith(_PROVENANCE)]
