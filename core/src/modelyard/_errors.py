@@ -8,6 +8,15 @@ working. Messages name the model, the file and the next step.
 from __future__ import annotations
 
 
+def short_repr(value: object, limit: int = 60) -> str:
+    """Return a repr of ``value`` cut to ``limit`` characters, for messages that quote hostile input."""
+    try:
+        text = repr(value)
+    except ValueError:  # ints beyond Python's 4300-digit conversion limit
+        return f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ModelyardError(Exception):
     """Base class of every error raised by modelyard."""
 

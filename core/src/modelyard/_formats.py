@@ -34,6 +34,7 @@ from modelyard._errors import (
     LabelError,
     MissingDependencyError,
     UnsafeFormatError,
+    short_repr,
 )
 
 __all__ = ["FORMATS", "config_to_text", "labels_from_names", "load_weights", "save_safetensors",
@@ -63,13 +64,7 @@ _TORCH_HINT = "install it with `pip install torch==2.13.0`"
 # --------------------------------------------------------------------------------------------- config
 
 
-def _short(value: object, limit: int = 60) -> str:
-    """Return a repr of ``value`` cut to ``limit`` characters, for error messages about hostile input."""
-    try:
-        text = repr(value)
-    except ValueError:  # ints beyond Python's 4300-digit conversion limit
-        return f"<a {type(value).__name__} too large to show>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_short = short_repr
 
 
 def _where(path: tuple[object, ...]) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard._errors import ArchiveError, InvalidArgumentError
+from modelyard._errors import ArchiveError, InvalidArgumentError, short_repr
 
 __all__ = ["MANIFEST_NAME", "Manifest", "ManifestEntry", "ZipLimits", "ZipMember", "check_names_unique",
            "collect_package_files", "inspect_zip", "safe_extract_zip", "validate_member_name"]
@@ -54,11 +54,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplemente
 
 
 def _short(value: object, limit: int = 80) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # ints beyond Python's 4300-digit conversion limit
-        return f"<a {type(value).__name__} too large to show>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return short_repr(value, limit)
 
 
 # --------------------------------------------------------------------------------------------- names
