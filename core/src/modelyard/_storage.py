@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fsspec
 from filelock import FileLock
@@ -613,13 +614,19 @@ def cached_download(uri: str, *, file_name: str, size: int | None, sha256: str |
     name = safe_component(file_name, limit=200)
     if sha256 is None:
         return _first_download(uri, name, size, on_first_hash)
+    return _install_in_cache(uri, name, size, sha256,
+                             lambda dest: download_verified(uri, dest, size=size, sha256=sha256))
+
+
+def _install_in_cache(uri: str, name: str, size: int | None, sha256: str, fill: Callable[[Path], Any]) -> Path:
+    """Under the entry's cross-process lock, keep a verified entry or replace it with what ``fill`` writes."""
     folder = cache_root() / sha256[:2] / sha256
     dest = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if not _is_verified(dest, size, sha256):
             _discard(dest)
-            download_verified(uri, dest, size=size, sha256=sha256)
+            fill(dest)
             _stamp_or_discard(uri, dest, sha256)
     return dest
 
@@ -632,15 +639,7 @@ def _first_download(uri: str, name: str, size: int | None,
         got_size, got_sha = download_verified(uri, scratch / name, size=size, sha256=None)
         if on_first_hash is not None:
             on_first_hash(got_size, got_sha)
-        folder = cache_root() / got_sha[:2] / got_sha
-        dest = folder / name
-        folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(folder) + ".lock"):
-            if not _is_verified(dest, got_size, got_sha):
-                _discard(dest)
-                os.replace(scratch / name, dest)
-                _stamp_or_discard(uri, dest, got_sha)
-        return dest
+        return _install_in_cache(uri, name, got_size, got_sha, lambda target: os.replace(scratch / name, target))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -163,8 +163,6 @@ def owner_alive(token: str | None) -> bool:
     return start == "?" or _process_start_time(pid) == start
 
 
-Listener = Callable[[str, dict[str, Any]], None]
-
 #: Test instrumentation: called with a phase name ("started", "streaming", "committed") and the job, so
 #: that fault tests can kill a process at a named phase of an upload. ``None`` in normal use.
 _phase_hook: Callable[[str, Job], None] | None = None
@@ -190,7 +188,6 @@ class UploadEngine:
         self._bytes_left = 0
         self._resumed: set[str] = set()
         self._exit_hook_registered = False
-        self.listeners: list[Listener] = []
 
     # -- submission ---------------------------------------------------------------------------------
 
@@ -414,8 +411,6 @@ class UploadEngine:
         return None
 
     def _notify(self, event: str, job: Job, **data: Any) -> None:
-        for listener in list(self.listeners):
-            listener(event, {"job": job, **data})
         from . import _plugins
 
         try:
