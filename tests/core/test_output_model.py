@@ -553,3 +553,19 @@ def test_package_system_tag_for_every_kind_of_package(task, tmp_path) -> None:
     OutputModel.wait_for_uploads()
     assert zipped.system_tags == ["package"] and registered.system_tags == ["package"]
     assert plain.system_tags == []
+
+
+def test_add_version_returns_the_recorded_version(task, make_weights, tmp_path) -> None:
+    out = OutputModel(task)
+    version = out.add_version(make_weights("a.safetensors"), iteration=3, metadata={"score": 0.5})
+    assert (version.model_id, version.version, version.iteration) == (out.id, 1, 3)
+    assert version.state == "pending" and version.metadata == {"score": 0.5}
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "w.bin").write_bytes(b"x" * 10)
+    package = out.add_package_version(weights_path=str(folder), auto_delete_file=False)
+    assert (package.model_id, package.version, package.package_format) == (out.id, 2, "dir")
+    assert OutputModel.wait_for_uploads()
+    assert [v.uri for v in Model(out.id).versions] == [version.uri, package.uri]
+    registered = out.add_version(register_uri=version.uri)
+    assert (registered.version, registered.state) == (3, "ready")

@@ -20,6 +20,7 @@ from ._registry import get_registry
 from ._settings import default_storage_uri
 from ._task import Task, check_tags
 from ._uploads import Job, JobFile, fingerprint, get_engine, new_staging_dir
+from ._versions import ModelVersion
 
 _PROVENANCE = "source file: "
 _SNAPSHOT_MODES = ("auto", "link", "copy")
@@ -260,6 +261,21 @@ class OutputModel(Model):
                        snapshot: str = "auto") -> str:
         """Record a new weights version and upload it in the background; return its final URI at once.
 
+        The arguments are those of :meth:`add_version`, which returns the recorded :class:`ModelVersion`
+        instead of its URI.
+        """
+        return self.add_version(weights_filename, upload_uri, target_filename, auto_delete_file, register_uri,
+                                iteration, update_comment, is_package, metadata=metadata,
+                                version_tags=version_tags, snapshot=snapshot).uri
+
+    def add_version(self, weights_filename: str | os.PathLike[str] | None = None,
+                    upload_uri: str | None = None, target_filename: str | None = None,
+                    auto_delete_file: bool = True, register_uri: str | None = None,
+                    iteration: int | None = None, update_comment: bool = True, is_package: bool = False, *,
+                    metadata: Mapping[str, Any] | None = None, version_tags: Sequence[str] | None = None,
+                    snapshot: str = "auto") -> ModelVersion:
+        """Record a new weights version and upload it in the background; return the version at once.
+
         Args:
             weights_filename: A local file (or a folder, stored as a package).
             upload_uri: The destination (remembered for later calls of this model).
@@ -276,7 +292,8 @@ class OutputModel(Model):
                 and may delete old ones), or ``"copy"`` (a reflink or full copy).
 
         Returns:
-            The URI the version will have once ready.
+            The version as recorded (``pending``; ``ready`` for ``register_uri``). Its ``uri`` is where the
+            bytes will be once ready.
 
         Raises:
             ValueError: Both or neither of ``weights_filename``/``register_uri``, a missing file, an unsafe
@@ -297,7 +314,7 @@ class OutputModel(Model):
                                   vtags=vtags)
         path = Path(os.fspath(weights_filename))  # type: ignore[arg-type]
         if path.is_dir():
-            return self.update_weights_package(weights_path=str(path), upload_uri=upload_uri,
+            return self.add_package_version(weights_path=str(path), upload_uri=upload_uri,
                                                target_filename=target_filename,
                                                auto_delete_file=auto_delete_file, iteration=iteration,
                                                metadata=meta, version_tags=vtags, snapshot=snapshot)
@@ -319,6 +336,21 @@ class OutputModel(Model):
                                iteration: int | None = None, *, metadata: Mapping[str, Any] | None = None,
                                version_tags: Sequence[str] | None = None, snapshot: str = "auto",
                                exclude: Sequence[str] | None = None) -> str:
+        """Record a multi-file package version and upload it in the background; return its URI at once.
+
+        The arguments are those of :meth:`add_package_version`, which returns the recorded
+        :class:`ModelVersion` instead of its URI.
+        """
+        return self.add_package_version(weights_filenames, weights_path, upload_uri, target_filename,
+                                        auto_delete_file, iteration, metadata=metadata,
+                                        version_tags=version_tags, snapshot=snapshot, exclude=exclude).uri
+
+    def add_package_version(self, weights_filenames: Sequence[str] | None = None,
+                            weights_path: str | None = None, upload_uri: str | None = None,
+                            target_filename: str | None = None, auto_delete_file: bool = True,
+                            iteration: int | None = None, *, metadata: Mapping[str, Any] | None = None,
+                            version_tags: Sequence[str] | None = None, snapshot: str = "auto",
+                            exclude: Sequence[str] | None = None) -> ModelVersion:
         """Record a multi-file package version (relative paths kept) and upload it in the background.
 
         Args:
@@ -336,7 +368,7 @@ class OutputModel(Model):
                 folder's pattern covers its files. Left-out files are neither stored nor deleted.
 
         Returns:
-            The URI (a folder) the package will have once ready.
+            The version as recorded (``pending``); its ``uri`` is the folder the package will have.
         """
         from ._packages import collect_package_files
 
@@ -356,29 +388,28 @@ class OutputModel(Model):
         if target_filename is not None:
             _check_file_name(target_filename)
         name = target_filename or (Path(weights_path).name if weights_path else "package")
-        result = self._record([(str(p), rel) for rel, p in files], file_name=name, package_format="dir",
-                              upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration,
-                              meta=meta, vtags=vtags, snapshot=snapshot, provenance=None)
-        return result
+        return self._record([(str(p), rel) for rel, p in files], file_name=name, package_format="dir",
+                            upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration,
+                            meta=meta, vtags=vtags, snapshot=snapshot, provenance=None)
 
     def _register(self, uri: str, *, iteration: int | None, is_package: bool, meta: dict[str, Any],
-                  vtags: list[str]) -> str:
+                  vtags: list[str]) -> ModelVersion:
         normalized = _storage.normalize_destination(uri)
         self._registry.record_destination(normalized)
         file_name = normalized.rstrip("/").rsplit("/", 1)[-1] or "weights"
         system_tags = self._row()["system_tags"] or []
         model_fields = {"system_tags": [*system_tags, PACKAGE_TAG]} if is_package and PACKAGE_TAG not in \
             system_tags else {}
-        self._registry.add_version(
+        row = self._registry.add_version(
             self._id, iteration=iteration, uri=normalized, file_name=file_name,
             package_format="zip" if is_package else None, size=None, sha256=None, state="ready",
             tags=vtags, meta={**meta, "registered": True}, pinned=False, job=None, owner=None, host=None,
             model_fields=model_fields)
-        return normalized
+        return ModelVersion.from_row(row)
 
     def _record(self, sources: list[tuple[str, str]], *, file_name: str, package_format: str | None,
                 upload_uri: str | None, auto_delete: bool, iteration: int | None, meta: dict[str, Any],
-                vtags: list[str], snapshot: str, provenance: str | None) -> str:
+                vtags: list[str], snapshot: str, provenance: str | None) -> ModelVersion:
         row = self._check_mutable()
         task_row = self._registry.get_task(self._task.id)
         destination = self._destination(upload_uri, row, task_row)
@@ -448,7 +479,7 @@ class OutputModel(Model):
         job.version_id = version_row["id"]
         job.registry_url = self._registry.url
         engine.submit(job)
-        return str(version_row["uri"])
+        return ModelVersion.from_row(version_row)
 
 
 def _json_obj(job: Job) -> Any:

@@ -38,6 +38,7 @@ class ModelVersion:
         tags: Version tags (integrations use ``best``/``last``).
         metadata: Caller-supplied metadata (metric names and values, framework details).
         pinned: Retention never removes a pinned version.
+        model_id: The id of the model the version belongs to.
     """
 
     version: int
@@ -53,14 +54,16 @@ class ModelVersion:
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     pinned: bool = False
+    model_id: str = ""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ModelVersion:
         """Build from a registry row."""
         return cls(version=row["version"], iteration=row["iteration"], uri=row["uri"],
                    file_name=row["file_name"], size=row["size"], sha256=row["sha256"], state=row["state"],
-                   error=row["error"], created=row["created"], package_format=row["package_format"],
-                   tags=list(row["tags"] or []), metadata=dict(row["meta"] or {}), pinned=bool(row["pinned"]))
+                   error=row.get("error"), created=row["created"], package_format=row["package_format"],
+                   tags=list(row["tags"] or []), metadata=dict(row["meta"] or {}), pinned=bool(row["pinned"]),
+                   model_id=row["model_id"])
 
 
 def delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removing_model: str | None = None
