@@ -4,13 +4,16 @@
 the caller continues at once. Workers stream each job to its destination while hashing, commit atomically,
 and only then mark the version ``ready`` and delete the caller's source. A process that dies leaves its
 versions journaled; the next process on the same machine that opens the registry resumes them.
+
+The engine knows jobs, not models or plugins: it reports each settled job to the observers
+(:class:`UploadObserver`) installed by the layer above (``_output_model`` turns them into plugin hook calls),
+so imports go one way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import queue
 import re
@@ -23,17 +26,19 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Protocol
 
 import tenacity
 
 from . import _storage
 from ._errors import DestinationError, IntegrityError, UploadError
+from ._packages import MANIFEST_NAME
 from ._registry import Registry, get_registry
 from ._settings import exit_timeout, hostname, max_pending_uploads, retry_deadline, upload_workers
 
-MANIFEST_NAME = "modelyard-manifest.json"
+__all__ = ["MANIFEST_NAME", "Job", "JobFile", "UploadEngine", "UploadObserver", "get_engine", "install_observer",
+           "new_staging_dir", "sync"]
 
 
 @dataclass
@@ -49,7 +54,11 @@ class JobFile:
 
 @dataclass
 class Job:
-    """Everything needed to finish one version's upload, journaled in the registry as JSON."""
+    """Everything needed to finish one version's upload, journaled in the registry as JSON.
+
+    Built once, in the caller's thread, by the layer that records the version; its :meth:`journal` is what
+    the version row stores, and the same object goes to the workers (never a JSON round trip).
+    """
 
     version_id: int
     model_id: str
@@ -65,19 +74,29 @@ class Job:
     #: A private staging folder holding snapshots, removed once the version is settled.
     staging: str | None = None
     registry_url: str = ""
+    #: What the submitting layer attached (the recorded version; the journal row for a resumed job). The
+    #: engine never reads it and hands it back to observers; not journaled.
+    context: object = field(default=None, repr=False, compare=False)
 
-    def to_json(self) -> str:
-        """Serialise for the journal."""
-        return json.dumps(asdict(self))
+    def journal(self) -> dict[str, Any]:
+        """Return the journal entry (JSON-safe: every field but ``context``)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "context"}
+        data["files"] = [asdict(f) for f in self.files]
+        data["delete_after"] = [asdict(f) for f in self.delete_after]
+        return data
 
     @classmethod
-    def from_json(cls, text: str) -> Job:
-        """Rebuild a journaled job."""
-        data = json.loads(text)
-        data["files"] = [JobFile(**{**f, "fingerprint": tuple(f["fingerprint"]) if f.get("fingerprint")
-                                    else None}) for f in data["files"]]
-        data["delete_after"] = [JobFile(**{**f, "fingerprint": tuple(f["fingerprint"])
-                                           if f.get("fingerprint") else None}) for f in data["delete_after"]]
+    def from_journal(cls, data: Any) -> Job:
+        """Rebuild a journaled job from its (untrusted) journal entry.
+
+        Raises:
+            TypeError, ValueError, KeyError, AttributeError: The entry is not a job's journal.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"a journal entry is an object, not {type(data).__name__}")
+        data = {**data, "files": [_job_file(f) for f in data["files"]],
+                "delete_after": [_job_file(f) for f in data["delete_after"]]}
+        data.pop("context", None)
         return cls(**data)
 
     @property
@@ -88,6 +107,27 @@ class Job:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(f.source)
         return total
+
+
+def _job_file(data: Any) -> JobFile:
+    if not isinstance(data, dict):
+        raise TypeError(f"a journaled file is an object, not {type(data).__name__}")
+    print_ = data.get("fingerprint")
+    return JobFile(**{**data, "fingerprint": tuple(print_) if print_ else None})
+
+
+class UploadObserver(Protocol):
+    """What the engine reports each settled job to (installed by the layer above with `install_observer`).
+
+    Both methods run in an upload worker thread. An observer that raises is reported on stderr; it never
+    changes the outcome of the upload.
+    """
+
+    def upload_ready(self, job: Job, uri: str, size: int, sha256: str) -> None:
+        """A job's version is durable and marked ``ready`` (``uri`` differs from ``job.uri`` when deduplicated)."""
+
+    def upload_failed(self, job: Job, error: UploadError) -> None:
+        """A job's upload failed; its version is marked ``failed`` and ``error`` is what waiting raises."""
 
 
 def fingerprint(path: str) -> tuple[int, int, int]:
@@ -176,8 +216,9 @@ def _phase(name: str, job: Job) -> None:
 class UploadEngine:
     """A process-wide pool of non-daemon upload workers with a bounded queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, observers: tuple[UploadObserver, ...] = ()) -> None:
         self.owner = owner_token()
+        self._observers: list[UploadObserver] = list(observers)
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._futures: dict[int, tuple[Job, Future[None]]] = {}
@@ -189,12 +230,17 @@ class UploadEngine:
         self._resumed: set[str] = set()
         self._exit_hook_registered = False
 
+    def add_observer(self, observer: UploadObserver) -> None:
+        """Report every job this engine settles to ``observer`` too."""
+        with self._lock:
+            if observer not in self._observers:
+                self._observers.append(observer)
+
     # -- submission ---------------------------------------------------------------------------------
 
-    def submit(self, job: Job, *, block_timeout: float | None = None) -> Future[None]:
+    def submit(self, job: Job) -> Future[None]:
         """Queue a journaled job; block only while the queue is full (backpressure, never a drop)."""
-        if not self._slots.acquire(timeout=block_timeout):
-            raise TimeoutError("the upload queue stayed full; raise MODELYARD_MAX_PENDING_UPLOADS")
+        self._slots.acquire()
         future: Future[None] = Future()
         with self._lock:
             self._futures[job.version_id] = (job, future)
@@ -303,7 +349,7 @@ class UploadEngine:
                 model_id=job.model_id, file_name=job.file_name, version=job.version, cause=cause)
             with self._lock:
                 self._failures.append(error)
-            self._notify("error", job, error=error)
+            self._notify("upload_failed", job, error)
             future.set_exception(error)
         else:
             future.set_result(None)
@@ -322,7 +368,7 @@ class UploadEngine:
         sha = ""
         uri = job.uri
         if job.package:
-            from ._packages import Manifest, ManifestEntry
+            from ._packages import Manifest, ManifestEntry  # the zip machinery stays unloaded without packages
 
             entries = []
             for f in job.files:
@@ -357,7 +403,7 @@ class UploadEngine:
                                        sha256=sha, uri=uri, error=None, job=None):
             return
         self._cleanup_success(job)
-        self._notify("ready", job, uri=uri, size=size, sha256=sha)
+        self._notify("upload_ready", job, uri, size, sha)
 
     def _with_retries(self, job: Job, f: JobFile, dedup: Callable[[int, str], str | None] | None
                       ) -> _storage.Transfer:
@@ -410,24 +456,17 @@ class UploadEngine:
         shutil.rmtree(job.staging, ignore_errors=True)
         return None
 
-    def _notify(self, event: str, job: Job, **data: Any) -> None:
-        from . import _plugins
+    def _notify(self, event: str, job: Job, *args: Any) -> None:
+        with self._lock:
+            observers = list(self._observers)
+        for observer in observers:
+            try:
+                getattr(observer, event)(job, *args)
+            except Exception:  # noqa: BLE001 - a notification must not turn a durable version into a failure
+                import traceback
 
-        try:
-            if event == "ready":
-                from ._versions import ModelVersion
-
-                row = get_registry(job.registry_url or None).get_version(job.version_id)
-                _plugins.call("modelyard_after_version_upload", model_id=job.model_id,
-                              version=ModelVersion.from_row(row))
-            elif event == "error":
-                _plugins.call("modelyard_on_upload_error", model_id=job.model_id, version=job.version,
-                              error=data["error"])
-        except Exception:  # noqa: BLE001 - a notification hook must not turn a durable version into a failure
-            import traceback
-
-            print(f"modelyard: a plugin's {event} hook raised for model {job.model_id} version {job.version}:\n"
-                  + traceback.format_exc(), file=sys.stderr, flush=True)
+                print(f"modelyard: {type(observer).__name__}.{event} raised for model {job.model_id} version "
+                      f"{job.version}:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
 
     # -- resume -------------------------------------------------------------------------------------
 
@@ -449,7 +488,7 @@ class UploadEngine:
             if not registry.claim_version(row["id"], row["owner"], self.owner):
                 continue  # another process claimed it first
             try:
-                job = Job.from_json(json.dumps(row["job"])) if row["job"] else None
+                job = Job.from_journal(row["job"]) if row["job"] else None
                 refused = None if job is None else journal_problem(job, row, destinations)
             except (TypeError, ValueError, KeyError, AttributeError):
                 job, refused = None, None
@@ -464,6 +503,7 @@ class UploadEngine:
                 continue
             job.registry_url = registry.url
             job.version_id = row["id"]
+            job.context = row  # what observers describe the version with: the row as journaled
             for f in job.files:
                 _storage.remove_partials(f.uri)
             self.submit(job)
@@ -521,6 +561,7 @@ class UploadEngine:
 _engine_lock = threading.Lock()
 _engine: UploadEngine | None = None
 _engine_pid = 0
+_observers: list[UploadObserver] = []
 
 
 def get_engine() -> UploadEngine:
@@ -528,9 +569,30 @@ def get_engine() -> UploadEngine:
     global _engine, _engine_pid
     with _engine_lock:
         if _engine is None or _engine_pid != os.getpid():
-            _engine = UploadEngine()
+            _engine = UploadEngine(tuple(_observers))
             _engine_pid = os.getpid()
         return _engine
+
+
+def install_observer(observer: UploadObserver) -> None:
+    """Report the jobs of this process's engine, and of every engine made later, to ``observer``."""
+    with _engine_lock:
+        if observer not in _observers:
+            _observers.append(observer)
+        engine = _engine
+    if engine is not None:
+        engine.add_observer(observer)
+
+
+def open_registry(url: str | None = None) -> Registry:
+    """Return the registry handle for writing, resuming this machine's orphaned uploads on first open.
+
+    The resume runs once per registry and engine (a set lookup afterwards), so recording a version never pays
+    for it.
+    """
+    registry = get_registry(url)
+    get_engine().resume(registry)
+    return registry
 
 
 def reset_engine() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from . import _storage
 from ._errors import IntegrityError
 from ._registry import Registry
-from ._uploads import MANIFEST_NAME
+from ._packages import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
