@@ -16,8 +16,8 @@ from typing import Any
 
 from . import _storage
 from ._errors import IntegrityError
-from ._registry import Registry
 from ._packages import MANIFEST_NAME
+from ._registry import Registry
 
 
 @dataclass(frozen=True)
