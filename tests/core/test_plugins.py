@@ -31,9 +31,9 @@ from modelyard import (
     UploadError,
     hookimpl,
 )
+from modelyard._jobs import staging_root
 from modelyard._plugins import PluginManager, get_plugin_manager, set_plugin_manager
 from modelyard._registry import get_registry
-from modelyard._uploads import staging_root
 from modelyard.testing import reset_state
 from modelyard.testing.faults import FaultPlan, FaultyFileSystem
 

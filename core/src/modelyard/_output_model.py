@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 from . import _plugins, _storage
 from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError, UploadError
 from ._formats import config_to_text, text_to_config, validate_labels
+from ._jobs import Job, JobFile, fingerprint, new_staging_dir
 from ._model import PACKAGE_TAG, Model, check_free_text, check_name, config_from_args
 from ._settings import default_storage_uri, hostname
 from ._task import Task, check_tags
-from ._uploads import Job, JobFile, fingerprint, get_engine, install_observer, new_staging_dir, open_registry
+from ._uploads import get_engine, install_observer, open_registry
 from ._versions import ModelVersion
 
 _PROVENANCE = "source file: "

@@ -16,104 +16,27 @@ import contextlib
 import errno
 import os
 import queue
-import re
 import shutil
 import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 import tenacity
 
 from . import _storage
-from ._errors import DestinationError, IntegrityError, UploadError
+from ._errors import IntegrityError, UploadError
+from ._jobs import Job, JobFile, fingerprint, journal_problem, owner_alive, owner_token
 from ._packages import MANIFEST_NAME
 from ._registry import Registry, get_registry
 from ._settings import exit_timeout, hostname, max_pending_uploads, retry_deadline, upload_workers
 
-__all__ = ["MANIFEST_NAME", "Job", "JobFile", "UploadEngine", "UploadObserver", "get_engine", "install_observer",
-           "new_staging_dir", "sync"]
-
-
-@dataclass
-class JobFile:
-    """One file of a job: where to read it, its name in the package, where it goes."""
-
-    source: str
-    name: str
-    uri: str
-    #: (inode, size, mtime_ns) of ``source`` when it was handed over; a change means a torn source.
-    fingerprint: tuple[int, int, int] | None = None
-
-
-@dataclass
-class Job:
-    """Everything needed to finish one version's upload, journaled in the registry as JSON.
-
-    Built once, in the caller's thread, by the layer that records the version; its :meth:`journal` is what
-    the version row stores, and the same object goes to the workers (never a JSON round trip).
-    """
-
-    version_id: int
-    model_id: str
-    version: int
-    uri: str
-    file_name: str
-    files: list[JobFile]
-    package: bool = False
-    #: Snapshot files may be renamed into a local destination instead of copied.
-    move: bool = False
-    #: The caller's files, deleted only after the version is durable (``auto_delete_file=True``).
-    delete_after: list[JobFile] = field(default_factory=list)
-    #: A private staging folder holding snapshots, removed once the version is settled.
-    staging: str | None = None
-    registry_url: str = ""
-    #: What the submitting layer attached (the recorded version; the journal row for a resumed job). The
-    #: engine never reads it and hands it back to observers; not journaled.
-    context: object = field(default=None, repr=False, compare=False)
-
-    def journal(self) -> dict[str, Any]:
-        """Return the journal entry (JSON-safe: every field but ``context``)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "context"}
-        data["files"] = [asdict(f) for f in self.files]
-        data["delete_after"] = [asdict(f) for f in self.delete_after]
-        return data
-
-    @classmethod
-    def from_journal(cls, data: Any) -> Job:
-        """Rebuild a journaled job from its (untrusted) journal entry.
-
-        Raises:
-            TypeError, ValueError, KeyError, AttributeError: The entry is not a job's journal.
-        """
-        if not isinstance(data, dict):
-            raise TypeError(f"a journal entry is an object, not {type(data).__name__}")
-        data = {**data, "files": [_job_file(f) for f in data["files"]],
-                "delete_after": [_job_file(f) for f in data["delete_after"]]}
-        data.pop("context", None)
-        return cls(**data)
-
-    @property
-    def total_size(self) -> int:
-        """Bytes this job still has to move (best effort)."""
-        total = 0
-        for f in self.files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(f.source)
-        return total
-
-
-def _job_file(data: Any) -> JobFile:
-    if not isinstance(data, dict):
-        raise TypeError(f"a journaled file is an object, not {type(data).__name__}")
-    print_ = data.get("fingerprint")
-    return JobFile(**{**data, "fingerprint": tuple(print_) if print_ else None})
+__all__ = ["MANIFEST_NAME", "UploadEngine", "UploadObserver", "enable_graceful_shutdown",
+           "get_engine", "install_observer", "is_transient", "open_registry", "reset_engine", "sync"]
 
 
 class UploadObserver(Protocol):
@@ -128,12 +51,6 @@ class UploadObserver(Protocol):
 
     def upload_failed(self, job: Job, error: UploadError) -> None:
         """A job's upload failed; its version is marked ``failed`` and ``error`` is what waiting raises."""
-
-
-def fingerprint(path: str) -> tuple[int, int, int]:
-    """Return what identifies a file's content cheaply: inode, size and modification time."""
-    st = os.stat(path)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 # -- retry classification -------------------------------------------------------------------------
@@ -166,42 +83,6 @@ def is_transient(exc: BaseException) -> bool:
 
 
 # -- the engine -------------------------------------------------------------------------------------
-
-
-def _process_start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # Field 22 (start time) follows the parenthesised command name, which may contain spaces.
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return "?"
-
-
-def owner_token() -> str:
-    """Return this process's journal owner token: host, pid and process start time."""
-    pid = os.getpid()
-    return f"{hostname()}|{pid}|{_process_start_time(pid)}"
-
-
-def owner_alive(token: str | None) -> bool:
-    """Tell whether the process that owns a journaled version is still running on this machine."""
-    if not token:
-        return False
-    try:
-        host, pid_text, start = token.split("|")
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != hostname():
-        return True  # another machine's work; never ours to take
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return start == "?" or _process_start_time(pid) == start
-
 
 #: Test instrumentation: called with a phase name ("started", "streaming", "committed") and the job, so
 #: that fault tests can kill a process at a named phase of an upload. ``None`` in normal use.
@@ -641,63 +522,3 @@ def enable_graceful_shutdown(signals: tuple[int, ...] = (signal.SIGTERM,)) -> No
             raise SystemExit(128 + num)
 
         signal.signal(signum, handler)
-
-
-_staging_roots: set[str] = set()
-
-
-def staging_root() -> str:
-    """Return the folder that holds this machine's private staging folders."""
-    from ._settings import ENV_HOME
-
-    return os.path.abspath(os.path.join(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.modelyard"),
-                                        "staging"))
-
-
-def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> str | None:
-    """Tell why a journaled job read back from the registry must not run (``None`` when it may).
-
-    The journal is a registry field like any other, so it is untrusted (RELIABILITY.md S7): a resumed job may
-    only upload a snapshot in its own staging folder (or a source whose fingerprint still matches) to its
-    version's own object key, remove that staging folder, and delete only fingerprinted files.
-
-    Returns:
-        What is wrong, as a phrase ("points outside ..."), or ``None``.
-    """
-    if (job.model_id, job.version, job.uri) != (row["model_id"], row["version"], row["uri"]):
-        return "does not match its version row"
-    try:
-        _storage.check_confined(job.uri, destinations)
-    except DestinationError as e:
-        return f"points outside the destinations ({e})"
-    if _storage.owning_model(job.uri, destinations) != job.model_id:
-        return "points outside its model's own folder"
-    base = job.uri.rstrip("/")
-    expected = [f"{base}/{_storage.package_key(f.name)}" if job.package else job.uri for f in job.files]
-    if not job.files or (not job.package and len(job.files) != 1) or [f.uri for f in job.files] != expected:
-        return "writes objects other than its version's own"
-    staging = None
-    if job.staging is not None:
-        root = os.path.realpath(staging_root())
-        staging = os.path.realpath(job.staging)
-        if staging != os.path.join(root, os.path.basename(staging)) or \
-                not re.fullmatch(r"[0-9a-f]{32}", os.path.basename(staging)):
-            return f"names a staging folder {job.staging!r} that is not one of this machine's"
-    for f in job.files:
-        snapshot = staging is not None and os.path.dirname(os.path.realpath(f.source)) == staging
-        if f.fingerprint is None and not snapshot:
-            return f"reads {f.source!r}, which is neither its snapshot nor fingerprinted"
-    if any(f.fingerprint is None for f in job.delete_after):
-        return "would delete a file without checking its fingerprint"
-    return None
-
-
-def new_staging_dir() -> str:
-    """Create a private staging folder for one version's snapshots."""
-    root = staging_root()
-    if root not in _staging_roots:
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        _staging_roots.add(root)
-    path = os.path.join(root, uuid.uuid4().hex)
-    os.mkdir(path, mode=0o700)
-    return path
