@@ -327,3 +327,48 @@ def test_a_raising_notification_never_fails_the_upload(make_weights: Any, capfd:
     assert OutputModel.wait_for_uploads() is True
     assert out.versions[0].state == "ready"
     assert "after_upload refused by policy" in capfd.readouterr().err
+
+
+def test_the_command_line_publish_runs_the_same_hooks(make_weights: Any) -> None:
+    from click.testing import CliRunner
+
+    from modelyard._cli import cli
+
+    recorder = recording(veto="before_publish")
+    out = OutputModel(Task.init(project_name="p", task_name="t"), name="m")
+    out.update_weights(make_weights())
+    OutputModel.wait_for_uploads()
+    refused = CliRunner().invoke(cli, ["models", "publish", out.id], catch_exceptions=False)
+    assert refused.exit_code != 0 and "before_publish refused by policy" in refused.stderr
+    assert not Model(out.id).published
+    recorder.veto = None
+    done = CliRunner().invoke(cli, ["models", "publish", out.id], catch_exceptions=False)
+    assert done.exit_code == 0, done.stderr
+    assert Model(out.id).published
+    assert recorder.hooks()[-2:] == ["before_publish", "after_publish"]
+    model = recorder.calls[-1][1]["model"]
+    assert isinstance(model, Model) and model.id == out.id and model.published
+
+
+def test_a_resumed_upload_is_reported_with_its_journaled_version(make_weights: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import Future
+
+    from modelyard import _uploads
+    from modelyard._settings import hostname
+
+    recorder = recording()
+    out = OutputModel(Task.init(project_name="p", task_name="t"), name="m")
+    with monkeypatch.context() as patch:  # a process that died right after recording the version
+        patch.setattr(_uploads.UploadEngine, "submit", lambda self, job: Future())
+        out.update_weights(make_weights(), iteration=9, metadata={"acc": 0.9})
+    (row,) = get_registry().model_versions(out.id)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    get_registry().update_version(row["id"], owner=f"{hostname()}|{dead}|1")
+    assert modelyard.sync() == {"resumed": 1, "failed": 0, "pending": 0}
+    assert recorder.hooks() == ["before_upload", "after_upload"]
+    version = recorder.calls[-1][1]["version"]
+    assert version == Model(out.id).versions[0]
+    assert (version.state, version.iteration, version.metadata, version.model_id) == \
+        ("ready", 9, {"acc": 0.9}, out.id)

@@ -436,7 +436,7 @@ class OutputModel(Model):
         destination = self._destination(upload_uri, ctx)
         protocol, _ = _storage.split_uri(destination)
         _storage.filesystem(protocol)  # a missing fsspec implementation fails here, not in a worker
-        _plugins.get_plugin_manager().before_upload(self, file_name, iteration, meta)  # may veto by raising
+        _plugins.get_plugin_manager().before_upload(self, file_name, iteration, dict(meta))  # may veto by raising
         self._registry.record_destination(destination)  # a set lookup once this process recorded it
         engine = get_engine()
         staging = new_staging_dir()
