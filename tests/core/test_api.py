@@ -19,10 +19,10 @@ def test_all_is_pinned_and_sorted() -> None:
         "ArchiveError", "ConfigError", "DestinationError", "FormatError", "InputModel",
         "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LabelError",
         "MissingDependencyError", "Model", "ModelVersion", "ModelyardError", "NotFoundError", "OutputModel",
-        "PublishedModelError", "RegistryError", "StorageError", "Task", "UnknownIntegrationError",
-        "UnsafeFormatError", "UploadError", "__version__", "available_integrations", "enable_graceful_shutdown",
-        "get_callback_class", "labels_from_names", "load_weights", "save_safetensors", "sniff_format", "sync",
-        "validate_labels",
+        "PublishedModelError", "RegisterIntegration", "RegistryError", "StorageError", "Task",
+        "UnknownIntegrationError", "UnsafeFormatError", "UploadError", "__version__", "available_integrations",
+        "enable_graceful_shutdown", "get_callback_class", "hookimpl", "labels_from_names", "load_weights",
+        "save_safetensors", "sniff_format", "sync", "validate_labels",
     ]
     for name in modelyard.__all__:
         assert hasattr(modelyard, name), name

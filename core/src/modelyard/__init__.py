@@ -35,6 +35,7 @@ from ._plugins import available_integrations, get_callback_class
 from ._task import Task
 from ._uploads import enable_graceful_shutdown, sync
 from ._versions import ModelVersion
+from .hookspecs import RegisterIntegration, hookimpl
 
 try:
     __version__ = version("modelyard")
@@ -58,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "OutputModel",
     "PublishedModelError",
+    "RegisterIntegration",
     "RegistryError",
     "StorageError",
     "Task",
@@ -68,6 +70,7 @@ __all__ = [
     "available_integrations",
     "enable_graceful_shutdown",
     "get_callback_class",
+    "hookimpl",
     "labels_from_names",
     "load_weights",
     "save_safetensors",

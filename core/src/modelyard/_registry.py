@@ -644,6 +644,31 @@ class Registry:
             known = self._known = set()
         return known
 
+    # -- write path --
+
+    def write_context(self, model_id: str, task_id: str) -> dict[str, Any]:
+        """Return, in one statement, what recording a version of a model under a task needs to know.
+
+        Returns:
+            The model's ``name``, ``project``, ``comment``, ``system_tags``, ``upload_uri`` and ``published``,
+            with the task's ``task_name`` and ``task_output_uri``.
+
+        Raises:
+            NotFoundError: The model or the task is not in the registry.
+        """
+        query = (sa.select(models.c.name, models.c.project, models.c.comment, models.c.system_tags,
+                           models.c.upload_uri, models.c.published, tasks.c.name.label("task_name"),
+                           tasks.c.output_uri.label("task_output_uri"))
+                 .select_from(models.join(tasks, tasks.c.id == task_id))
+                 .where(models.c.id == model_id))
+        with self.read() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            self.get_model(model_id)  # raises the NotFoundError naming what is missing
+            self.get_task(task_id)
+            raise NotFoundError(f"no model {model_id!r} with task {task_id!r} in the registry {self.safe_url}")
+        return _decode(row)
+
 
 def _migrate_to_2(conn: Connection) -> None:
     """Index names, projects and tags by digest (``*_key`` columns), so that any length can be indexed."""

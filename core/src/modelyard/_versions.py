@@ -16,8 +16,8 @@ from typing import Any
 
 from . import _storage
 from ._errors import IntegrityError
+from ._packages import MANIFEST_NAME
 from ._registry import Registry
-from ._uploads import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
