@@ -1,16 +1,12 @@
-"""The metadata store: schema, transactions and queries on SQLAlchemy Core (SQLite and PostgreSQL).
+"""The metadata store: transactions and queries on SQLAlchemy Core (SQLite and PostgreSQL).
 
-Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate URIs and names
-before they touch storage. Writes on SQLite run in ``BEGIN IMMEDIATE`` transactions with a busy timeout,
-because deferred transactions fail with "database is locked" as soon as a few processes write at once.
-
-Names, projects and tags are free text of any length, but a PostgreSQL b-tree row holds at most ~2.7 kB, so they
-are indexed through fixed-size digests (``*_key`` columns, see `text_key`) and compared in full.
+The tables are in `modelyard._schema`, their creation and migration in `modelyard._migrations`, connections in
+`modelyard._engine`. Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate
+URIs and names before they touch storage.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,156 +16,30 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
+from . import _engine, _migrations
 from ._errors import InvalidArgumentError, NotFoundError, RegistryError
+from ._schema import (
+    ACTIVE_STATES,
+    SCHEMA_VERSION,
+    destinations,
+    meta,
+    metadata,
+    model_tags,
+    models,
+    task_models,
+    tasks,
+    text_key,
+    versions,
+)
 from ._settings import registry_url
 
-#: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 2
-
-metadata = sa.MetaData()
-
-meta = sa.Table(
-    "modelyard_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-tasks = sa.Table(
-    "tasks",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("output_uri", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("project_key", sa.String(32)),
-    sa.Column("name_key", sa.String(32)),
-    sa.Index("ix_tasks_project_name_key", "project_key", "name_key", "created"),
-)
-
-models = sa.Table(
-    "models",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("task_id", sa.String(32)),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("comment", sa.Text, nullable=False, default=""),
-    sa.Column("framework", sa.Text),
-    sa.Column("config_text", sa.Text),
-    sa.Column("labels", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("system_tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("published", sa.Boolean, nullable=False, default=False),
-    sa.Column("archived", sa.Boolean, nullable=False, default=False),
-    sa.Column("base_model_id", sa.String(32)),
-    sa.Column("upload_uri", sa.Text),
-    sa.Column("version_count", sa.Integer, nullable=False, default=0),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("project_key", sa.String(32)),
-    sa.Column("name_key", sa.String(32)),
-    # Newest-first listings (ORDER BY created DESC, id DESC LIMIT n) read these backwards and stop after n
-    # rows; benchmarks/bench_query_scale.py measures them at 100,000 models.
-    sa.Index("ix_models_created_id", "created", "id"),
-    sa.Index("ix_models_project_key_created", "project_key", "created", "id"),
-    sa.Index("ix_models_name_key_created", "name_key", "created", "id"),
-    sa.Index("ix_models_task", "task_id"),
-)
-
-model_tags = sa.Table(
-    "model_tags",
-    metadata,
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("tag_key", sa.String(32), primary_key=True),
-    sa.Column("tag", sa.Text, nullable=False),
-    # The model's creation time (never changes), copied here so that "newest models with tag t" reads this
-    # index backwards and stops after n rows, whether t is on half the models or on a handful.
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Index("ix_model_tags_key_created", "tag_key", "created", "model_id"),
-)
-
-versions = sa.Table(
-    "versions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("iteration", sa.BigInteger),
-    sa.Column("uri", sa.Text, nullable=False),
-    sa.Column("file_name", sa.Text, nullable=False),
-    # None for a single file, "dir" for a manifest package, "zip" for a user-supplied zip package.
-    sa.Column("package_format", sa.String(8)),
-    sa.Column("size", sa.BigInteger),
-    sa.Column("sha256", sa.String(64)),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("meta", sa.Text, nullable=False, default="{}"),
-    sa.Column("pinned", sa.Boolean, nullable=False, default=False),
-    # The journal: what a later process needs to finish or fail this upload.
-    sa.Column("job", sa.Text),
-    sa.Column("owner", sa.Text),
-    sa.Column("host", sa.Text),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
-    sa.Index("ix_versions_state_host", "state", "host"),
-    sa.Index("ix_versions_sha", "model_id", "sha256"),
-    sa.Index("ix_versions_uri", "uri"),
-)
-
-task_models = sa.Table(
-    "task_models",
-    metadata,
-    sa.Column("task_id", sa.String(32), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("role", sa.String(8), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("created", sa.Float, nullable=False),
-)
-
-destinations = sa.Table(
-    "destinations",
-    metadata,
-    # Every destination root and registered URI this registry wrote; stored URIs are confined to these.
-    sa.Column("uri", sa.Text, primary_key=True),
-    sa.Column("created", sa.Float, nullable=False),
-)
-
-# PostgreSQL's planner takes `key = k AND text = t` for two independent filters and underestimates the rows
-# a name, project or tag matches by orders of magnitude (then it joins and sorts all of them instead of
-# reading the newest through the index). Functional-dependency statistics tell it the key determines the text.
-_KEY_STATISTICS = {
-    tasks: [("st_tasks_project_key", "project_key, project"), ("st_tasks_name_key", "name_key, name")],
-    models: [("st_models_project_key", "project_key, project"), ("st_models_name_key", "name_key, name")],
-    model_tags: [("st_model_tags_tag_key", "tag_key, tag")],
-}
-
-
-def _key_statistics_ddl(table: sa.Table) -> list[sa.DDL]:
-    return [sa.DDL(f"CREATE STATISTICS IF NOT EXISTS {name} (dependencies) ON {columns} FROM {table.name}")
-            for name, columns in _KEY_STATISTICS[table]]
-
-
-for _table in _KEY_STATISTICS:
-    for _ddl in _key_statistics_ddl(_table):
-        sa.event.listen(_table, "after_create", _ddl.execute_if(dialect="postgresql"))
-
-ACTIVE_STATES = ("pending", "uploading")
+__all__ = ["ACTIVE_STATES", "SCHEMA_VERSION", "Registry", "destinations", "dumps", "get_registry", "meta",
+           "metadata", "model_tags", "models", "registry_url", "reset_registries", "task_models", "tasks",
+           "text_key", "versions"]
 
 JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
-
-
-def text_key(value: str) -> str:
-    """Return the fixed-size index key of a name, project or tag (128 bits of its sha256, in hex)."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _with_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,116 +85,45 @@ class Registry:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.engine = self._make_engine(url)
-        self._ensure_schema()
+        self.is_sqlite = _engine.is_sqlite(url)
+        self.engine = _engine.make_engine(url)
+        try:
+            _migrations.ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()  # this handle is never cached: close its connections now
+            raise
 
     # -- connections -------------------------------------------------------------------------------
-
-    def _make_engine(self, url: str) -> Engine:
-        if not self.is_sqlite:
-            try:
-                return sa.create_engine(url, pool_pre_ping=True, future=True)
-            except ModuleNotFoundError as e:
-                raise RegistryError(
-                    f"the registry URL {sa.engine.make_url(url).render_as_string(hide_password=True)} needs a "
-                    f"database driver that is not installed ({e.name}); for PostgreSQL run "
-                    "`pip install 'modelyard[postgres]'`"
-                ) from e
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take transaction control from the driver so that BEGIN IMMEDIATE below is what runs.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            mode = "DEFERRED" if conn.get_execution_options().get("modelyard_read") else "IMMEDIATE"
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-        return engine
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """Open a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
-        with self.engine.connect() as conn, conn.begin():
+        with _engine.write(self.engine) as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Open a read-only transaction."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(modelyard_read=True)
-            with conn.begin():
-                yield conn
+        with _engine.read(self.engine) as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
 
-    # -- schema ------------------------------------------------------------------------------------
-
-    def _lock_schema(self, conn: Connection) -> None:
-        """Serialise schema creation and migration between processes (SQLite: BEGIN IMMEDIATE already does)."""
-        if not self.is_sqlite:
-            # Without it, jobs that open a fresh PostgreSQL database at once race in CREATE TABLE and fail
-            # with DuplicateTable; the lock is released when the transaction ends.
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_ID)))
-
-    def _ensure_schema(self) -> None:
-        try:
-            with self.write() as conn:
-                self._lock_schema(conn)
-                metadata.create_all(conn, checkfirst=True)
-                row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-                if row is None:
-                    conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                    return
-                found = int(row[0])
-        except sa.exc.IntegrityError:
-            # Another process created the schema between our check and insert; it is ours to use.
-            return self._ensure_schema()
-        except sa.exc.OperationalError as e:
-            raise RegistryError(f"cannot open the registry at {self.safe_url}: {e.orig}") from e
-        if found > SCHEMA_VERSION:
-            raise RegistryError(
-                f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
-                f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`"
-            )
-        if found < SCHEMA_VERSION:
-            self.migrate()
-
     def migrate(self) -> int:
-        """Bring the schema to ``SCHEMA_VERSION``; return the version it is at afterwards."""
-        with self.write() as conn:
-            self._lock_schema(conn)
-            metadata.create_all(conn, checkfirst=True)
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-            found = int(row[0]) if row else 0
-            if found > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
-                    f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`")
-            for step in range(found + 1, SCHEMA_VERSION + 1):
-                _MIGRATIONS[step](conn)
-            conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
-            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        """Bring the schema to this release's revision; return the schema version it is at afterwards.
+
+        Raises:
+            RegistryError: A newer modelyard wrote the registry.
+        """
+        _migrations.upgrade_engine(self.engine)
         return SCHEMA_VERSION
 
     @property
     def safe_url(self) -> str:
         """The registry URL with any password hidden."""
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return _engine.safe_url(self.url)
 
     # -- tasks -------------------------------------------------------------------------------------
 
@@ -669,48 +468,6 @@ class Registry:
             raise NotFoundError(f"no model {model_id!r} with task {task_id!r} in the registry {self.safe_url}")
         return _decode(row)
 
-
-def _migrate_to_2(conn: Connection) -> None:
-    """Index names, projects and tags by digest (``*_key`` columns), so that any length can be indexed."""
-    inspector = sa.inspect(conn)
-    for table in (tasks, models):
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in ("project_key", "name_key"):
-            if column not in present:
-                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR(32)"))
-        rows = conn.execute(sa.select(table.c.id, table.c.project, table.c.name)).all()
-        if rows:
-            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id"))
-                         .values(project_key=sa.bindparam("pk"), name_key=sa.bindparam("nk")),
-                         [{"row_id": r.id, "pk": text_key(r.project), "nk": text_key(r.name)} for r in rows])
-    for old in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created", "ix_models_name_created",
-                "ix_model_tags_tag"):
-        conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
-    for table in (tasks, models):
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-        if conn.dialect.name == "postgresql":
-            for ddl in _key_statistics_ddl(table):
-                conn.execute(ddl)
-    # model_tags is derived from models.tags: rebuild it with its new primary key.
-    conn.execute(sa.text("DROP TABLE IF EXISTS model_tags"))
-    model_tags.create(conn)
-    for model_id, tags_text, created in conn.execute(sa.select(models.c.id, models.c.tags, models.c.created)).all():
-        try:
-            tags_value = json.loads(tags_text or "[]")
-        except ValueError:
-            tags_value = []  # an unreadable row stays unreadable; it just is not found by tag
-        if isinstance(tags_value, list):
-            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t], created)
-
-
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    1: lambda conn: None,  # the first schema; created by create_all
-    2: _migrate_to_2,
-}
-
-#: The PostgreSQL advisory lock that serialises schema creation and migration ("modelyar" in ASCII).
-_SCHEMA_LOCK_ID = 0x6D6F64656C796172
 
 _lock = threading.Lock()
 _registries: dict[tuple[int, str], Registry] = {}
