@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_all_is_pinned_and_sorted() -> None:
     assert modelyard.__all__ == sorted(modelyard.__all__)
     assert modelyard.__all__ == [
-        "ArchiveError", "ConfigError", "DestinationError", "FormatError", "InputModel",
-        "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LabelError",
+        "ArchiveError", "BEST_TAG", "ConfigError", "DestinationError", "FINAL_TAG", "FormatError", "InputModel",
+        "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LAST_TAG", "LabelError",
         "MissingDependencyError", "Model", "ModelVersion", "ModelyardError", "NotFoundError", "OutputModel",
-        "PublishedModelError", "RegistryError", "StorageError", "Task", "UnknownIntegrationError",
-        "UnsafeFormatError", "UploadError", "__version__", "available_integrations", "enable_graceful_shutdown",
-        "get_callback_class", "labels_from_names", "load_weights", "save_safetensors", "sniff_format", "sync",
-        "validate_labels",
+        "PublishedModelError", "RegistryError", "StorageError", "Task", "TrainingRecorder",
+        "UnknownIntegrationError", "UnsafeFormatError", "UploadError", "__version__", "available_integrations",
+        "check_labels_fit", "enable_graceful_shutdown", "get_callback_class", "json_safe", "labels_from_id2label",
+        "labels_from_names", "load_weights", "save_safetensors", "sniff_format", "sync", "validate_labels",
     ]
     for name in modelyard.__all__:
         assert hasattr(modelyard, name), name

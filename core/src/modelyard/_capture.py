@@ -1,0 +1,179 @@
+"""What every integration captures the same way: JSON-safe configuration values and label enumerations.
+
+Framework-free: a framework's own objects reach :func:`json_safe` through its ``fallback`` (Keras serializes
+its layers), never through an import here.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._errors import LabelError
+from ._formats import validate_labels
+
+_MAX_DEPTH = 60
+_MAX_ARRAY = 1000
+_MAX_REPR = 200
+
+
+def _text(value: str) -> str:
+    # Lone surrogates cannot be stored as UTF-8: replaced rather than refusing the whole configuration.
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def short_repr(value: Any) -> str:
+    """Return a short, storable ``repr`` of anything (a broken ``__repr__`` gives the type's name)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not stop a training run; record the type
+        text = f"<{type(value).__qualname__}>"
+    return _text(text if len(text) <= _MAX_REPR else text[:_MAX_REPR - 3] + "...")
+
+
+def json_safe(value: Any, *, fallback: Callable[[Any], Any] | None = None) -> Any:
+    """Return a JSON-safe copy of a configuration value, never failing.
+
+    Numbers (numpy and torch scalars too) become Python numbers, non-finite floats the strings ``"nan"``,
+    ``"inf"``, ``"-inf"``; mappings get string keys; tuples and sets become lists (sets sorted); small arrays
+    and tensors their values, large ones ``"<array shape=... dtype=...>"``; paths and enums their text;
+    classes and functions their qualified name; anything else its short ``repr``. A configuration records
+    what was used, it never pickles it.
+
+    Args:
+        value: Any value.
+        fallback: Called for an object none of the rules above knows (before its ``repr`` is taken), e.g. a
+            framework's own serializer; what it returns is made JSON-safe in turn (returning the object
+            itself, or raising, falls through to the ``repr``).
+
+    Returns:
+        A value made of ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` and ``None`` only.
+    """
+    return _safe(value, fallback, 0, set())
+
+
+def _safe(value: Any, fallback: Callable[[Any], Any] | None, depth: int, active: set[int]) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else str(number)
+    if isinstance(value, enum.Enum):
+        return _safe(value.value, fallback, depth + 1, active) if isinstance(value.value, str | int) \
+            else value.name
+    if isinstance(value, os.PathLike):
+        return _text(os.fspath(value)) if isinstance(os.fspath(value), str) else short_repr(value)
+    if depth > _MAX_DEPTH:
+        return "<nested too deep>"
+    if hasattr(value, "dtype") and hasattr(value, "shape") and callable(getattr(value, "tolist", None)):
+        try:  # an array or a tensor: small ones by value, large ones by a short description
+            shape = tuple(int(n) for n in value.shape)
+            if math.prod(shape) <= _MAX_ARRAY:
+                return _safe(value.tolist(), fallback, depth + 1, active)
+        except (TypeError, ValueError, RuntimeError):
+            return short_repr(value)
+        return f"<array shape={shape} dtype={value.dtype}>"
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        if id(value) in active:
+            return "<circular reference>"
+        active.add(id(value))
+        try:
+            if isinstance(value, Mapping):
+                return {_text(str(k)): _safe(v, fallback, depth + 1, active) for k, v in list(value.items())}
+            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else list(value)
+            return [_safe(v, fallback, depth + 1, active) for v in items]
+        finally:
+            active.discard(id(value))
+    if fallback is not None:
+        try:
+            converted = fallback(value)
+        except Exception:  # noqa: BLE001 - a serializer that fails keeps a readable trace, never stops training
+            converted = value
+        if converted is not value:
+            return _safe(converted, None, depth + 1, active)
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
+    return short_repr(value)
+
+
+def metric_value(value: Any) -> float | int | str | None:
+    """Return a metric value as JSON: a number, ``"nan"``/``"inf"``/``"-inf"`` text, or ``None``."""
+    if value is None:
+        return None
+    safe = json_safe(value)
+    if isinstance(safe, list) and len(safe) == 1:
+        safe = safe[0]
+    if isinstance(safe, str):
+        try:
+            return str(float(safe)) if not math.isfinite(float(safe)) else float(safe)
+        except ValueError:
+            return None
+    return safe if isinstance(safe, float | int) and not isinstance(safe, bool) else None
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+        or isinstance(value, str) and value.lstrip("-").isdigit()
+
+
+def labels_from_id2label(id2label: Mapping[Any, Any], where: str = "id2label") -> dict[str, int]:
+    """Invert an ``id2label`` mapping (integer ids, or digit strings as in JSON configs) into label -> id.
+
+    Args:
+        id2label: Output index -> label name.
+        where: Where the mapping was found, for the error message.
+
+    Returns:
+        The validated label enumeration.
+
+    Raises:
+        LabelError: An id is not an integer, a name is not a string, or two ids share a name.
+    """
+    labels: dict[str, int] = {}
+    for raw_id, name in sorted(id2label.items(), key=lambda kv: int(kv[0]) if _is_id(kv[0]) else 0):
+        if not _is_id(raw_id) or not isinstance(name, str):
+            raise LabelError(f"{where} must map integer ids to label names, got {raw_id!r}: {name!r}.")
+        if name in labels:
+            raise LabelError(f"{where} names {name!r} for ids {labels[name]} and {int(raw_id)}: label {name!r} "
+                             "appears twice. Give each id its own name, or pass label_enumeration= to "
+                             "ModelyardCallback.")
+        labels[name] = int(raw_id)
+    return validate_labels(labels)
+
+
+def check_labels_fit(labels: Mapping[str, int], outputs: int, *, labels_from: str, outputs_from: str,
+                     positions: int | None = None) -> None:
+    """Check that a label enumeration names the model's outputs: ``n`` outputs take the ids ``0..n-1``.
+
+    A single output (a sigmoid or a single logit) takes two labels, 0 and 1.
+
+    Args:
+        labels: Label name -> id.
+        outputs: How many outputs the model (or its declared ``num_classes``) has.
+        labels_from: Where the labels came from (``"class_names"``, ``"module.hparams.classes"``...).
+        outputs_from: What declares the outputs (``"model 'tiny'"``, ``"module.hparams.num_classes"``).
+        positions: For labels that are positions in a vocabulary whose unnamed entries have no label: the
+            vocabulary's size, which must then match the outputs instead of the set of ids.
+
+    Raises:
+        LabelError: The labels do not fit, naming both sizes and the next step.
+    """
+    ids = sorted(labels.values())
+    expected = list(range(2 if outputs == 1 else outputs))
+    if ids == expected or positions is not None and positions == len(expected):
+        return
+    shown = dict(list(labels.items())[:10])
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    raise LabelError(
+        f"The labels from {labels_from} ({len(ids)} labels {shown}{more}) do not fit the {outputs} outputs "
+        f"declared by {outputs_from}: {outputs_from} has {outputs} output unit{'s' if outputs != 1 else ''}, "
+        f"which take the ids {expected[0]}..{expected[-1]}. Give one label per output (ids 0..n-1), fix the "
+        "model, or pass label_enumeration= to ModelyardCallback.")
