@@ -73,15 +73,14 @@ def model_names(base: str, monitors: Sequence[str | None]) -> list[str]:
 
 def version_metadata(metrics: Mapping[str, Any] | None = None, monitor: str | None = None,
                      **extra: Any) -> dict[str, Any]:
-    """Return a checkpoint's version metadata: ``monitor``, ``score`` (its value) and every metric.
+    """Return a checkpoint's version metadata: ``monitor``, ``score`` (its value) and ``metrics``.
 
-    Metric values become JSON numbers, or ``"nan"``/``"inf"`` text; values that are not numbers are left out.
+    ``monitor`` and ``score`` are ``None`` without a monitored metric. Metric values become JSON numbers, or
+    ``"nan"``/``"inf"`` text; values that are not numbers are left out.
     """
     values = {str(k): metric_value(v) for k, v in (metrics or {}).items()}
     values = {k: v for k, v in values.items() if v is not None}
-    meta: dict[str, Any] = {}
-    if monitor is not None:
-        meta.update(monitor=monitor, score=values.get(monitor))
+    meta: dict[str, Any] = {"monitor": monitor, "score": values.get(monitor) if monitor else None}
     if values:
         meta["metrics"] = values
     meta.update(extra)
@@ -355,13 +354,16 @@ class TrainingRecorder:
         if errors:
             raise errors[0]
 
-    def finish(self, error: BaseException | None = None) -> None:
+    def finish(self, error: BaseException | None = None, *, wait: bool = True) -> None:
         """End the run: wait for its uploads, mirror the last drops, tidy up, close the task it created.
 
         Args:
             error: The exception training raised, if it did: then nothing is waited for (the uploads go
                 on in the background and drain at exit), and a task the recorder created is marked
                 ``failed``.
+            wait: Wait for the run's uploads (and raise their failures). ``False``: they finish in the
+                background; the scratch folders are removed and a task the recorder created is closed at
+                interpreter exit, after modelyard's exit drain.
 
         Raises:
             UploadError: An upload of this run failed; a task the recorder created is marked ``failed``.
@@ -370,14 +372,16 @@ class TrainingRecorder:
             return
         self.finished = True
         _unfinished.discard(self)
-        if error is not None:
+        if error is not None or not wait:
             self.retire(wait=False)
-            roots = [folder for folder, _, _ in self._scratch]
-            self._scratch = []
-            for folder in roots:  # uploads may still read them: removed after modelyard's exit drain
+            for folder, _, _ in self._scratch:  # uploads may still read them: removed after the exit drain
                 atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            self._scratch = []
             if self.owns_task and self._task is not None:
-                self._task.mark_failed()
+                if error is not None:
+                    self._task.mark_failed()
+                else:
+                    atexit.register(_close_at_exit, self._task)
             return
         try:
             self.wait()
@@ -396,6 +400,13 @@ class TrainingRecorder:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.finish(exc)
+
+
+def _close_at_exit(task: Task) -> None:
+    try:
+        task.close()  # the uploads drained before atexit handlers run: this marks completed or failed
+    except Exception:  # noqa: BLE001 - at exit the failure was already reported by the exit drain
+        return
 
 
 @atexit.register

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from modelyard import InvalidArgumentError, NotFoundError, OutputModel, Task
+from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task, TrainingRecorder
 
 from . import _labels
 from ._config import run_config
@@ -23,18 +19,10 @@ import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, sayi
 
 import keras  # noqa: E402 - after the check above
 
-#: Version tag of the best-scoring checkpoint of a run (moved as the score improves).
-BEST_TAG = "best"
-#: Version tag of the newest checkpoint of a run.
-LAST_TAG = "last"
 #: The folder name every checkpoint package has in storage (its version number tells them apart).
 PACKAGE_NAME = "checkpoint"
 #: Metric names containing one of these are better when higher (``mode="auto"``); others when lower.
 HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2")
-
-
-#: Version states after which removing a version no longer waits for its upload.
-_SETTLED = ("ready", "failed")
 
 
 @dataclass
@@ -61,14 +49,6 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _recorded(value: Any) -> float | str | None:
-    """A metric value as JSON: a finite number, ``"nan"``/``"inf"``/``"-inf"`` text, or ``None``."""
-    number = _number(value)
-    if number is None:
-        return None
-    return number if math.isfinite(number) else str(number)
 
 
 class ModelyardCallback(keras.callbacks.Callback):
@@ -165,7 +145,7 @@ class ModelyardCallback(keras.callbacks.Callback):
     # -- state of one fit ---------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self._output: OutputModel | None = None
+        self._recorder: TrainingRecorder | None = None
         self._chief = False
         self._kept: list[_Kept] = []
         self._saves = 0
@@ -175,18 +155,22 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._step = 0
         self._last_batch = 0
         self._since_save = 0
-        self._folders: list[str] = []
-        self._retiring: list[int] = []
+
+    @property
+    def recorder(self) -> TrainingRecorder | None:
+        """The recorder of the current (or last) ``fit``; ``None`` before training, or off-chief."""
+        return self._recorder
 
     @property
     def output_model(self) -> OutputModel | None:
         """The ``OutputModel`` of the current (or last) ``fit``; ``None`` before training, or off-chief."""
-        return self._output
+        return self._recorder.models.get(None) if self._recorder is not None else None
 
     @property
     def model_id(self) -> str | None:
         """The id of :attr:`output_model`."""
-        return self._output.id if self._output is not None else None
+        output = self.output_model
+        return output.id if output is not None else None
 
     def _settings(self) -> dict[str, Any]:
         return {"monitor": self._monitor, "mode": self._mode, "save_freq": self._save_freq,
@@ -197,6 +181,9 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Create this fit's ``OutputModel`` (on the chief process only), checking the labels first."""
+        previous = self._recorder
+        if previous is not None and not previous.finished:  # the previous fit raised: Keras said nothing
+            previous.finish(RuntimeError("model.fit ended without on_train_end"))
         self._reset()
         self._chief = process_index(keras) == 0
         if not self._chief:
@@ -207,11 +194,11 @@ class ModelyardCallback(keras.callbacks.Callback):
             _labels.check_against_output(labels, model)
         if not self._save_weights_only:
             self._check_archivable(model)
-        task = self._task or Task.current_task() or Task.init(project_name="keras", task_name=str(model.name))
-        self._output = OutputModel(
-            task=task, config_dict=run_config(model, self.params, self._settings()),
-            label_enumeration=labels.mapping if labels is not None else None,
-            name=self._name or str(model.name), tags=self._tags, framework="keras")
+        self._recorder = TrainingRecorder(framework="keras", task=self._task, project="keras",
+                                          task_name=str(model.name))
+        self._recorder.add_model(name=self._name or str(model.name),
+                                 config=run_config(model, self.params, self._settings()),
+                                 labels=labels.mapping if labels is not None else None, tags=self._tags)
 
     @staticmethod
     def _check_archivable(model: Any) -> None:
@@ -254,12 +241,8 @@ class ModelyardCallback(keras.callbacks.Callback):
         Raises:
             UploadError: A checkpoint failed to upload (its files are kept; the message says where).
         """
-        if not self._chief or self._output is None:
-            return
-        if self._wait:
-            OutputModel.wait_for_uploads()
-        self._retire(wait=True)
-        self._sweep_folders()
+        if self._chief and self._recorder is not None:
+            self._recorder.finish(wait=self._wait)
 
     # -- capturing ----------------------------------------------------------------------------------
 
@@ -295,40 +278,31 @@ class ModelyardCallback(keras.callbacks.Callback):
         return True
 
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
-        assert self._output is not None  # created in on_train_begin on the chief
+        recorder = self._recorder
+        assert recorder is not None  # created in on_train_begin on the chief
         present, score = self._score(logs)
         if not self._should_capture(present, score, logs):
             return
         is_best = score is not None and (self._best is None or self._better(score, self._best))
-        tags = [LAST_TAG, BEST_TAG] if is_best else [LAST_TAG]
-        recorded = _recorded(logs[self._monitor]) if present and self._monitor is not None else None
-        metadata = {
-            "monitor": self._monitor, "score": recorded,
-            "mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
-            "metrics": {str(k): _recorded(v) for k, v in logs.items()},
-            "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE],
-        }
-        self._sweep_folders()
-        folder = tempfile.mkdtemp(prefix="modelyard-keras-")
-        try:
-            save_weights(self.model, Path(folder) / WEIGHTS_FILE)
-            if not self._save_weights_only:
-                self.model.save(Path(folder) / ARCHIVE_FILE)
-            uri = self._output.update_weights_package(
-                weights_path=folder, target_filename=PACKAGE_NAME, auto_delete_file=True,
-                iteration=iteration, metadata=metadata, version_tags=tags)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing was handed over
-            raise
-        self._folders.append(folder)  # the files are the upload's now; the empty folder is swept later
-        version = self._version_at(uri)
-        if self._saves:  # earlier versions of this fit may carry the tags: move them here
-            self._output.set_version_tags(version, add=tags, exclusive=True)
+        folder = recorder.scratch_dir(prefix="modelyard-keras-")
+        save_weights(self.model, folder / WEIGHTS_FILE)
+        if not self._save_weights_only:
+            self.model.save(folder / ARCHIVE_FILE)
+        version = recorder.record(
+            folder, iteration=iteration, metrics=logs, monitor=self._monitor,
+            metadata={"mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
+                      "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE]},
+            tags=[LAST_TAG, BEST_TAG] if is_best else [LAST_TAG], target_filename=PACKAGE_NAME,
+            auto_delete=True, snapshot="auto")
         if is_best:
             self._best = score
-        self._kept.append(_Kept(version, score, self._saves))
+        self._kept.append(_Kept(version.version, score, self._saves))
         self._saves += 1
-        self._retain()
+        if self._keep_top_k is not None:  # mirror keep_top_k in the registry and storage
+            while len(self._kept) > self._keep_top_k:
+                victim = self._worst()
+                self._kept.remove(victim)
+                recorder.drop(victim.version)
 
     def _optimizer_step(self) -> int | None:
         optimizer = getattr(self.model, "optimizer", None)
@@ -336,19 +310,6 @@ class ModelyardCallback(keras.callbacks.Callback):
         if iterations is None:
             return None
         return int(keras.ops.convert_to_numpy(iterations.value))
-
-    def _version_at(self, uri: str) -> int:
-        assert self._output is not None
-        # The object key ends in ".../models/<model id>/<version>/<file name>" (DESIGN.md, "Object key"):
-        # reading the number from it saves a registry round trip per checkpoint; the registry decides if not.
-        head, number, name = ("//" + uri.rstrip("/")).rsplit("/", 2)
-        if name == PACKAGE_NAME and number.isdigit() and head.endswith(f"/models/{self._output.id}"):
-            return int(number)
-        for v in reversed(self._output.versions):
-            if v.uri == uri:
-                return v.version
-        raise InvalidArgumentError(f"model {self._output.id} has no version at {uri}; was it removed "
-                                   "while training?")
 
     def _worst(self) -> _Kept:
         if self._monitor is None:
@@ -361,43 +322,3 @@ class ModelyardCallback(keras.callbacks.Callback):
             return (1, k.score if self._mode == "max" else -k.score, k.order)
 
         return min(self._kept, key=rank)
-
-    def _retain(self) -> None:
-        """Mirror ``keep_top_k`` in the registry and storage."""
-        if self._keep_top_k is not None:
-            while len(self._kept) > self._keep_top_k:
-                victim = self._worst()
-                self._kept.remove(victim)
-                self._retiring.append(victim.version)
-        self._retire(wait=False)
-
-    def _retire(self, *, wait: bool) -> None:
-        """Remove displaced versions whose uploads settled (all of them if ``wait``).
-
-        Removing a version that is still uploading waits for the upload, which must not stall training: such
-        a version is removed at a later checkpoint, or when training ends.
-        """
-        assert self._output is not None
-        keep: list[int] = []
-        for version in self._retiring:
-            try:
-                if not wait and self._output.get_version(version).state not in _SETTLED:
-                    keep.append(version)
-                    continue
-                # False when pinned or published: it stays in storage, outside this run's retention.
-                self._output.remove_version(version)
-            except NotFoundError:
-                continue  # already removed by someone else
-        self._retiring = keep
-
-    def _sweep_folders(self) -> None:
-        """Remove the temporary folders whose files the upload engine has already taken away."""
-        remaining = []
-        for folder in self._folders:
-            try:
-                os.rmdir(folder)
-            except FileNotFoundError:
-                continue
-            except OSError:  # not empty yet (upload pending) or kept after a failed upload
-                remaining.append(folder)
-        self._folders = remaining

@@ -2,82 +2,29 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from modelyard import json_safe as modelyard_json_safe
 
 from ._keras import import_keras
 
-_MAX_DEPTH = 60
-_MAX_ARRAY = 1000
-_MAX_TEXT = 200
+
+def _serialize(value: Any) -> Any:
+    """Return a Keras object (layer, optimizer, loss) as its serialized config."""
+    return import_keras().saving.serialize_keras_object(value)
 
 
-def _text(value: str) -> str:
-    # Lone surrogates cannot be stored as UTF-8; replace them rather than refuse the whole config.
-    return value.encode("utf-8", "replace").decode("utf-8")
-
-
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not stop training
-        text = f"<{type(value).__name__}>"
-    return _text(text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "...")
-
-
-def json_safe(value: Any, *, _depth: int = 0, _active: set[int] | None = None) -> Any:
-    """Return ``value`` as plain JSON values, never failing.
-
-    Tuples and sets become lists, numpy scalars Python scalars, small numpy arrays lists, NaN and infinity the
-    strings ``"nan"``/``"inf"``/``"-inf"``, Keras objects their serialized config, and anything else its
-    (shortened) ``repr``: a configuration is a record for people, and must never stop training.
-    """
-    active = set() if _active is None else _active
-    if _depth > _MAX_DEPTH:
-        return "<nested too deep>"
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return _text(value)
-    if isinstance(value, np.generic):
-        return json_safe(value.item(), _depth=_depth + 1, _active=active) if value.dtype.kind in "biuf" \
-            else _short_repr(value)
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "biuf" and value.size <= _MAX_ARRAY:
-            return json_safe(value.tolist(), _depth=_depth + 1, _active=active)
-        return f"<array shape={value.shape} dtype={value.dtype}>"
-    if isinstance(value, Mapping | list | tuple | set | frozenset):
-        if id(value) in active:
-            return "<circular reference>"
-        active.add(id(value))
-        try:
-            if isinstance(value, Mapping):
-                return {_text(str(k)): json_safe(v, _depth=_depth + 1, _active=active)
-                        for k, v in value.items()}
-            items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-            return [json_safe(v, _depth=_depth + 1, _active=active) for v in items]
-        finally:
-            active.discard(id(value))
-    keras = import_keras()
-    try:
-        serialized = keras.saving.serialize_keras_object(value)
-    except Exception:  # not a Keras object (or one that cannot serialize itself): keep a readable trace
-        return _short_repr(value)
-    if serialized is value:
-        return _short_repr(value)
-    return json_safe(serialized, _depth=_depth + 1, _active=active)
+def json_safe(value: Any) -> Any:
+    """Return ``value`` as plain JSON values, never failing: :func:`modelyard.json_safe`, Keras objects as configs."""
+    return modelyard_json_safe(value, fallback=_serialize)
 
 
 def _guarded(what: str, fn: Any) -> Any:
     try:
         return fn()
     except Exception as e:  # subclassed models may not implement get_config: record why, keep training
-        return {"error": f"{what} failed: {type(e).__name__}: {_short_repr(str(e))}"}
+        return {"error": f"{what} failed: {type(e).__name__}: {json_safe(str(e))[:200]}"}
 
 
 def run_config(model: Any, params: Mapping[str, Any] | None, callback: Mapping[str, Any]) -> dict[str, Any]:

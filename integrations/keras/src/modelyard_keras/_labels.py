@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelyard import InvalidArgumentError, LabelError, labels_from_names, validate_labels
+from modelyard import InvalidArgumentError, LabelError, check_labels_fit, labels_from_names, validate_labels
 
 from ._keras import import_keras
 
@@ -145,23 +145,12 @@ def output_size(model: Any) -> int | None:
 
 
 def check_against_output(labels: Labels, model: Any) -> None:
-    """Check that the labels describe the model's output positions.
-
-    ``n`` output units take ids ``0..n-1``, every one named; a single sigmoid unit takes two labels, 0 and 1.
+    """Check that the labels describe the model's output units (see :func:`modelyard.check_labels_fit`).
 
     Raises:
         LabelError: The labels do not fit the output, naming both sizes and the next step.
     """
     size = output_size(model)
-    if size is None:
-        return
-    ids = sorted(labels.mapping.values())
-    expected = list(range(2 if size == 1 else size))
-    if (labels.positional and labels.size == len(expected)) or ids == expected:
-        return
-    shown = {name: ident for name, ident in list(labels.mapping.items())[:10]}
-    more = f" (and {len(ids) - 10} more)" if len(ids) > 10 else ""
-    raise LabelError(
-        f"{labels.source} has {len(ids)} labels {shown}{more}, but model {model.name!r} has {size} output "
-        f"unit{'s' if size != 1 else ''}, which take the ids {expected[0]}..{expected[-1]}. "
-        "Give one label per output unit (ids 0..n-1), or fix the model's last layer.")
+    if size is not None:
+        check_labels_fit(labels.mapping, size, labels_from=labels.source, outputs_from=f"model {model.name!r}",
+                         positions=labels.size if labels.positional else None)
