@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_all_is_pinned_and_sorted() -> None:
     assert modelyard.__all__ == sorted(modelyard.__all__)
     assert modelyard.__all__ == [
-        "ArchiveError", "BEST_TAG", "ConfigError", "DestinationError", "FINAL_TAG", "FormatError", "InputModel",
+        "ArchiveError", "BEST_TAG", "CheckpointRanking", "ConfigError", "DestinationError", "FINAL_TAG",
+        "FormatError", "InputModel",
         "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LAST_TAG", "LabelError",
         "MissingDependencyError", "Model", "ModelVersion", "ModelyardError", "NotFoundError", "OutputModel",
         "PublishedModelError", "RegistryError", "StorageError", "Task", "TrainingRecorder",

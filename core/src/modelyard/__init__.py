@@ -33,6 +33,7 @@ from ._formats import labels_from_names, load_weights, save_safetensors, sniff_f
 from ._model import InputModel, Model
 from ._output_model import OutputModel
 from ._plugins import available_integrations, get_callback_class
+from ._ranking import CheckpointRanking
 from ._recording import BEST_TAG, FINAL_TAG, LAST_TAG, TrainingRecorder
 from ._task import Task
 from ._uploads import enable_graceful_shutdown, sync
@@ -46,6 +47,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 __all__ = [
     "ArchiveError",
     "BEST_TAG",
+    "CheckpointRanking",
     "ConfigError",
     "DestinationError",
     "FINAL_TAG",

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task, TrainingRecorder
+import modelyard
+from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task
 
 from . import _labels
 from ._config import run_config
@@ -21,48 +19,18 @@ import keras  # noqa: E402 - after the check above
 
 #: The folder name every checkpoint package has in storage (its version number tells them apart).
 PACKAGE_NAME = "checkpoint"
-#: Metric names containing one of these are better when higher (``mode="auto"``); others when lower.
-HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2")
-
-
-@dataclass
-class _Kept:
-    """A version this run recorded and still manages."""
-
-    version: int
-    score: float | None
-    order: int
-
-
-def _resolve_mode(monitor: str | None, mode: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise InvalidArgumentError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode != "auto":
-        return mode
-    name = (monitor or "").lower().removeprefix("val_")
-    return "max" if any(key in name for key in HIGHER_IS_BETTER) else "min"
-
-
-def _number(value: Any) -> float | None:
-    """A metric value as a float, or ``None`` when it is not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class ModelyardCallback(keras.callbacks.Callback):
     """Record ``model.fit`` checkpoints, configuration and labels in the modelyard registry.
 
-    Each ``fit`` creates one ``OutputModel`` (named after the Keras model) holding the architecture
-    (``model.get_config()``), the compile configuration, the fit parameters and the label enumeration. Each
-    checkpoint is one version of it: a package with ``model.safetensors`` (every weight under its Keras path)
-    and, unless ``save_weights_only=True``, the full ``model.keras`` archive. A version's ``iteration`` is the
-    number of epochs completed (or of batches, with ``save_freq=N``); its metadata holds the monitored metric
-    and its value; the tags ``last`` and ``best`` follow the newest and the best-scoring version.
-
-    Works on every Keras 3 backend and never imports TensorFlow. Under Keras's distribution API only the
-    chief process (process id 0) records anything.
+    Each ``fit`` creates one ``OutputModel`` (named after the Keras model) holding the architecture, the
+    compile configuration, the fit parameters and the labels, through a :class:`modelyard.TrainingRecorder`.
+    Each checkpoint is one version: a package of ``model.safetensors`` (every weight under its Keras path)
+    and, unless ``save_weights_only=True``, the ``model.keras`` archive. ``iteration`` is the number of epochs
+    (or batches, with ``save_freq=N``) completed; the metadata holds ``monitor``, ``score`` and ``metrics``;
+    the tags ``last`` and ``best`` follow the newest and the best-scoring version. Any Keras 3 backend, never
+    TensorFlow; only the chief process (process id 0) records anything.
 
     Args:
         task: The modelyard task to file the model under (default: the current task, else a new task in
@@ -75,27 +43,24 @@ class ModelyardCallback(keras.callbacks.Callback):
         save_freq: ``"epoch"`` to capture at the end of every epoch, or an integer N to capture every N
             training batches (ranked by the batch-level ``logs``, which hold no validation metrics).
         save_best_only: Capture only when the monitored metric improves on the best so far.
-        keep_top_k: Keep only the k best versions (the k newest without ``monitor``): a checkpoint that
-            would not enter the top k is not recorded, and the one it displaces is removed from the registry
-            and from storage. Pinned versions and published models are never removed (and no longer
-            count). ``None`` keeps every version.
+        keep_top_k: Keep only the k best versions (the k newest without ``monitor``); the one a new
+            checkpoint displaces is removed from registry and storage (never a pinned version, or one of a
+            published model). ``None`` keeps every version.
         save_weights_only: Record only ``model.safetensors``, not the ``.keras`` archive.
         class_names: The class names in output order (``["cat", "dog"]`` -> ``{"cat": 0, "dog": 1}``).
         label_enumeration: Label name -> output index, instead of ``class_names``.
         dataset: A dataset with a ``class_names`` attribute (as ``keras.utils.image_dataset_from_directory``
             returns) to take the class names from.
-        wait_on_train_end: When ``fit`` ends, wait until every checkpoint is durably stored (a failed upload
-            then raises from ``fit``); otherwise uploads finish in the background.
+        wait_on_train_end: When ``fit`` ends, wait until the run's checkpoints are stored (a failed upload
+            raises from ``fit``); otherwise they finish in the background.
+
+    Without ``class_names``, ``label_enumeration`` or ``dataset``, labels come from a ``StringLookup`` or
+    ``IntegerLookup`` layer at the model's output, if any.
 
     Raises:
-        InvalidArgumentError: An invalid argument or combination of arguments.
-        LabelError: Invalid labels, a dataset without ``class_names``, or (when training starts) labels
-            that do not match the model's output units.
-        InvalidArgumentError: (when training starts) Keras cannot serialize the model for the ``.keras``
-            archive and ``save_weights_only`` is not set.
-
-    Without ``class_names``, ``label_enumeration`` or ``dataset``, the labels are read from a
-    ``StringLookup``/``IntegerLookup`` layer at the model's output when there is one.
+        InvalidArgumentError: An invalid argument, or (when training starts) Keras cannot write a ``.keras``
+            archive of the model and ``save_weights_only`` is not set.
+        LabelError: Invalid labels, or (when training starts) labels that do not fit the output units.
     """
 
     def __init__(self, *, task: Task | None = None, name: str | None = None,
@@ -107,19 +72,12 @@ class ModelyardCallback(keras.callbacks.Callback):
         super().__init__()
         if task is not None and not isinstance(task, Task):
             raise InvalidArgumentError(f"task must be a modelyard Task, got {type(task).__name__}")
-        if monitor is not None and (not isinstance(monitor, str) or not monitor):
-            raise InvalidArgumentError(f"monitor must be a metric name or None, got {monitor!r}")
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
                                      or save_freq < 1):
             raise InvalidArgumentError(f"save_freq must be 'epoch' or a positive number of batches, got "
                                        f"{save_freq!r}")
-        if keep_top_k is not None and (isinstance(keep_top_k, bool) or not isinstance(keep_top_k, int)
-                                       or keep_top_k < 1):
-            raise InvalidArgumentError(f"keep_top_k must be a positive integer or None, got {keep_top_k!r}")
-        if save_best_only and monitor is None:
-            raise InvalidArgumentError("save_best_only=True needs a monitor to compare checkpoints by")
-        ranked = save_best_only or (keep_top_k is not None and monitor is not None)
-        if ranked and save_freq != "epoch" and monitor is not None and monitor.startswith("val_"):
+        self._ranking = modelyard.CheckpointRanking(monitor, mode, keep_top_k, save_best_only)
+        if self._ranking.ranked and save_freq != "epoch" and str(monitor).startswith("val_"):
             raise InvalidArgumentError(
                 f"monitor={monitor!r} is a validation metric, which Keras computes only at the end of an "
                 f"epoch; with save_freq={save_freq} rank checkpoints by a training metric such as 'loss', "
@@ -127,11 +85,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._task = task
         self._name = name
         self._tags = list(tags) if tags is not None else None
-        self._monitor = monitor
-        self._mode = _resolve_mode(monitor, mode)
         self._save_freq = save_freq
-        self._save_best_only = bool(save_best_only)
-        self._keep_top_k = keep_top_k
         self._save_weights_only = bool(save_weights_only)
         self._wait = bool(wait_on_train_end)
         self._given_labels = _labels.from_arguments(class_names, label_enumeration, dataset)
@@ -145,19 +99,16 @@ class ModelyardCallback(keras.callbacks.Callback):
     # -- state of one fit ---------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        self._recorder: TrainingRecorder | None = None
+        self._recorder: modelyard.TrainingRecorder | None = None
         self._chief = False
-        self._kept: list[_Kept] = []
-        self._saves = 0
-        self._best: float | None = None
-        self._warned_missing = False
+        self._ranking.reset()
         self._epoch = 0
         self._step = 0
         self._last_batch = 0
         self._since_save = 0
 
     @property
-    def recorder(self) -> TrainingRecorder | None:
+    def recorder(self) -> modelyard.TrainingRecorder | None:
         """The recorder of the current (or last) ``fit``; ``None`` before training, or off-chief."""
         return self._recorder
 
@@ -173,8 +124,9 @@ class ModelyardCallback(keras.callbacks.Callback):
         return output.id if output is not None else None
 
     def _settings(self) -> dict[str, Any]:
-        return {"monitor": self._monitor, "mode": self._mode, "save_freq": self._save_freq,
-                "save_best_only": self._save_best_only, "keep_top_k": self._keep_top_k,
+        r = self._ranking
+        return {"monitor": r.monitor, "mode": r.mode, "save_freq": self._save_freq,
+                "save_best_only": r.save_best_only, "keep_top_k": r.keep_top_k,
                 "save_weights_only": self._save_weights_only}
 
     # -- Keras events -------------------------------------------------------------------------------
@@ -194,7 +146,7 @@ class ModelyardCallback(keras.callbacks.Callback):
             _labels.check_against_output(labels, model)
         if not self._save_weights_only:
             self._check_archivable(model)
-        self._recorder = TrainingRecorder(framework="keras", task=self._task, project="keras",
+        self._recorder = modelyard.TrainingRecorder(framework="keras", task=self._task, project="keras",
                                           task_name=str(model.name))
         self._recorder.add_model(name=self._name or str(model.name),
                                  config=run_config(model, self.params, self._settings()),
@@ -246,63 +198,24 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     # -- capturing ----------------------------------------------------------------------------------
 
-    def _better(self, score: float, than: float) -> bool:
-        return score > than if self._mode == "max" else score < than
-
-    def _score(self, logs: Mapping[str, Any]) -> tuple[bool, float | None]:
-        """Return whether the monitored metric is in ``logs``, and its value to rank by (finite or None)."""
-        if self._monitor is None or self._monitor not in logs:
-            return False, None
-        number = _number(logs[self._monitor])
-        return True, number if number is not None and math.isfinite(number) else None
-
-    def _should_capture(self, present: bool, score: float | None, logs: Mapping[str, Any]) -> bool:
-        ranked = self._save_best_only or (self._keep_top_k is not None and self._monitor is not None)
-        if not ranked:
-            return True
-        if not present:
-            if not self._warned_missing:
-                self._warned_missing = True
-                warnings.warn(
-                    f"ModelyardCallback cannot rank checkpoints by {self._monitor!r}: it is not in the logs "
-                    f"(available: {sorted(logs)}); checkpoints are skipped until it is. Pass validation data "
-                    "for val_ metrics, or monitor one of the available ones.", stacklevel=3)
-            return False
-        if self._save_best_only and (score is None or (self._best is not None
-                                                        and not self._better(score, self._best))):
-            return False
-        if self._keep_top_k is not None and len(self._kept) >= self._keep_top_k:
-            # A NaN or infinite score (None here) ranks below every number: it only fills free places.
-            worst = self._worst()
-            return score is not None and (worst.score is None or self._better(score, worst.score))
-        return True
-
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
         recorder = self._recorder
         assert recorder is not None  # created in on_train_begin on the chief
-        present, score = self._score(logs)
-        if not self._should_capture(present, score, logs):
+        record, is_best, score = self._ranking.consider(logs)
+        if not record:
             return
-        is_best = score is not None and (self._best is None or self._better(score, self._best))
         folder = recorder.scratch_dir(prefix="modelyard-keras-")
         save_weights(self.model, folder / WEIGHTS_FILE)
         if not self._save_weights_only:
             self.model.save(folder / ARCHIVE_FILE)
         version = recorder.record(
-            folder, iteration=iteration, metrics=logs, monitor=self._monitor,
-            metadata={"mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
+            folder, iteration=iteration, metrics=logs, monitor=self._ranking.monitor,
+            metadata={"mode": self._ranking.mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
                       "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE]},
             tags=[LAST_TAG, BEST_TAG] if is_best else [LAST_TAG], target_filename=PACKAGE_NAME,
             auto_delete=True, snapshot="auto")
-        if is_best:
-            self._best = score
-        self._kept.append(_Kept(version.version, score, self._saves))
-        self._saves += 1
-        if self._keep_top_k is not None:  # mirror keep_top_k in the registry and storage
-            while len(self._kept) > self._keep_top_k:
-                victim = self._worst()
-                self._kept.remove(victim)
-                recorder.drop(victim.version)
+        for displaced in self._ranking.add(version.version, score):  # keep_top_k, mirrored in storage
+            recorder.drop(displaced)
 
     def _optimizer_step(self) -> int | None:
         optimizer = getattr(self.model, "optimizer", None)
@@ -310,15 +223,3 @@ class ModelyardCallback(keras.callbacks.Callback):
         if iterations is None:
             return None
         return int(keras.ops.convert_to_numpy(iterations.value))
-
-    def _worst(self) -> _Kept:
-        if self._monitor is None:
-            return min(self._kept, key=lambda k: k.order)  # recency: the oldest goes
-
-        def rank(k: _Kept) -> tuple[int, float, int]:
-            # Unscored versions rank below every scored one; ties go to the oldest.
-            if k.score is None:
-                return (0, 0.0, k.order)
-            return (1, k.score if self._mode == "max" else -k.score, k.order)
-
-        return min(self._kept, key=rank)
