@@ -6,82 +6,21 @@ Pure functions over public attributes of the trainer, the module and the datamod
 
 from __future__ import annotations
 
-import enum
-import math
 import numbers
-import os
 from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from modelyard import LabelError, labels_from_names, validate_labels
+from modelyard import LabelError, json_safe, labels_from_id2label, labels_from_names, validate_labels
 
 #: Where labels are looked for, in order, under each source (hyperparameters first, then the datamodule).
 LABEL_NAMES = ("label2id", "id2label", "class_names", "classes", "labels")
 #: Hyperparameter or datamodule attributes that state the number of outputs, to validate labels against.
 COUNT_NAMES = ("num_classes", "num_labels", "n_classes")
 
-_MAX_DEPTH = 32
-_MAX_TEXT = 1000
-_MAX_ITEMS = 1000
 
 
 # --------------------------------------------------------------------------------------------- config
-
-
-def json_safe(value: Any, _depth: int = 0, _active: frozenset[int] = frozenset()) -> Any:
-    """Return a JSON-safe copy of a hyperparameter value.
-
-    Scalars are kept (numpy and torch scalars become Python numbers), non-finite floats become the strings
-    ``"nan"``, ``"inf"``, ``"-inf"``, mappings get string keys, sequences and sets become lists, paths and
-    enums become their text, and anything else (a module, a function, a class) becomes its qualified name or
-    a short ``repr``: a configuration records what was used, it never pickles it.
-
-    Args:
-        value: Any hyperparameter value.
-
-    Returns:
-        A value made of ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` and ``None`` only.
-    """
-    if value is None or isinstance(value, bool | str):
-        return value[:_MAX_TEXT] if isinstance(value, str) else value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        number = float(value)
-        return number if math.isfinite(number) else str(number)
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value, _depth + 1, _active) if isinstance(value.value, str | int) \
-            else value.name
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
-    if _depth >= _MAX_DEPTH or id(value) in _active:
-        return _short_repr(value)
-    active = _active | {id(value)}
-    if hasattr(value, "dtype") and hasattr(value, "shape") and callable(getattr(value, "tolist", None)):
-        # A tensor or array: small ones are recorded by value, large ones by a short description.
-        try:
-            if math.prod(tuple(value.shape)) <= _MAX_ITEMS:
-                return json_safe(value.tolist(), _depth + 1, active)
-        except (TypeError, ValueError, RuntimeError):
-            pass
-        return _short_repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v, _depth + 1, active) for k, v in list(value.items())[:_MAX_ITEMS]}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [json_safe(v, _depth + 1, active) for v in list(items)[:_MAX_ITEMS]]
-    return _short_repr(value)
-
-
-def _short_repr(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not fail a training run; record the type
-        text = f"<{type(value).__qualname__}>"
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def hparams_of(obj: Any) -> dict[str, Any]:
@@ -176,12 +115,7 @@ def _as_labels(value: Any, where: str) -> dict[str, int] | None:
                 return validate_labels(dict(items))
             if all(_is_int(k) or isinstance(k, str) and k.lstrip("-").isdigit() for k, _ in items) \
                     and all(isinstance(v, str) for _, v in items):
-                inverted: dict[str, int] = {}
-                for k, v in sorted(items, key=lambda kv: int(kv[0])):
-                    if v in inverted:
-                        raise LabelError(f"Label {v!r} appears twice.")
-                    inverted[v] = int(k)
-                return validate_labels(inverted)
+                return labels_from_id2label(dict(items), where)
     except LabelError as e:
         raise LabelError(f"The labels found in {where} are invalid: {e} Fix them, or pass "
                          "label_enumeration= to ModelyardCallback.") from e
@@ -244,22 +178,3 @@ def output_count(module: Any, datamodule: Any) -> tuple[int | None, str | None]:
             if _is_int(value) and int(value) > 0:
                 return int(value), f"{where}.{name}"
     return None, None
-
-
-def check_labels_fit(labels: Mapping[str, int], count: int, labels_from: str, count_from: str) -> None:
-    """Check that a label enumeration matches the declared number of outputs.
-
-    ``count == 1`` with two labels is accepted (a single-logit binary classifier).
-
-    Raises:
-        LabelError: The sizes differ, or an id falls outside ``range(count)``.
-    """
-    ids = sorted(labels.values())
-    binary = count == 1 and len(ids) == 2 and ids == [0, 1]
-    if binary:
-        return
-    if len(ids) != count or ids[0] < 0 or ids[-1] >= count:
-        raise LabelError(
-            f"The labels from {labels_from} ({len(ids)} labels, ids {ids[0]}..{ids[-1]}) do not fit the "
-            f"{count} outputs declared by {count_from}. Fix one of them, or pass label_enumeration= to "
-            "ModelyardCallback.")
