@@ -9,7 +9,15 @@ Example:
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._capture import check_labels_fit, json_safe, labels_from_id2label
+from ._capture import (
+    check_labels_fit,
+    find_labels,
+    find_output_count,
+    json_safe,
+    labels_from,
+    labels_from_id2label,
+)
+from ._checkpoints import pick_version, version_file
 from ._errors import (
     ArchiveError,
     ConfigError,
@@ -76,13 +84,18 @@ __all__ = [
     "available_integrations",
     "check_labels_fit",
     "enable_graceful_shutdown",
+    "find_labels",
+    "find_output_count",
     "get_callback_class",
     "json_safe",
+    "labels_from",
     "labels_from_id2label",
     "labels_from_names",
     "load_weights",
+    "pick_version",
     "save_safetensors",
     "sniff_format",
     "sync",
     "validate_labels",
+    "version_file",
 ]

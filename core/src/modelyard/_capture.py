@@ -10,11 +10,11 @@ import enum
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._errors import LabelError
-from ._formats import validate_labels
+from ._formats import labels_from_names, validate_labels
 
 _MAX_DEPTH = 60
 _MAX_ARRAY = 1000
@@ -177,3 +177,93 @@ def check_labels_fit(labels: Mapping[str, int], outputs: int, *, labels_from: st
         f"declared by {outputs_from}: {outputs_from} has {outputs} output unit{'s' if outputs != 1 else ''}, "
         f"which take the ids {expected[0]}..{expected[-1]}. Give one label per output (ids 0..n-1), fix the "
         "model, or pass label_enumeration= to ModelyardCallback.")
+
+
+def labels_from(value: Any, what: str = "label_enumeration") -> dict[str, int]:
+    """Return the label enumeration a user gave: a mapping of label to id, or class names in output order.
+
+    Raises:
+        LabelError: Neither, or an invalid enumeration.
+    """
+    if isinstance(value, Mapping):
+        return validate_labels(value)
+    if isinstance(value, str | bytes):
+        raise LabelError(f"{what} must be a list of class names or a mapping, not a {type(value).__name__}.")
+    try:
+        names = list(value)  # lists, tuples, numpy arrays of str
+    except TypeError:
+        raise LabelError(f"{what} must be a list of class names or a mapping, not {type(value).__name__}.") \
+            from None
+    return labels_from_names(names)
+
+
+#: Where :func:`find_labels` looks in each source, in order.
+LABEL_NAMES = ("label2id", "id2label", "class_names", "classes", "labels")
+#: What :func:`find_output_count` reads in each source: the declared number of outputs.
+COUNT_NAMES = ("num_classes", "num_labels", "n_classes")
+
+
+def _lookup(source: Any, name: str) -> Any:
+    if isinstance(source, Mapping):
+        return source.get(name)
+    try:
+        # An attribute; a property that fails (data not prepared yet) simply has no labels.
+        return getattr(source, name, None)
+    except Exception:  # noqa: BLE001 - any error of a user property means "not available here"
+        return None
+
+
+def _as_labels(value: Any, where: str) -> dict[str, int] | None:
+    """Read one candidate as a label enumeration; ``None`` when it does not have the shape of one.
+
+    A list or tuple of strings is enumerated in order; a mapping of string to integer is a ``label2id``; a
+    mapping of integer (or digit string) to string is an ``id2label``. Anything else (a tensor of targets, a
+    count) is ignored. A candidate with the shape but invalid (a repeated name) raises, naming where it was.
+    """
+    try:
+        if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            return labels_from_names(list(value))
+        if isinstance(value, Mapping) and value:
+            items = list(value.items())
+            if all(isinstance(k, str) and _is_id(v) and not isinstance(v, str) for k, v in items):
+                return validate_labels(dict(items))
+            if all(_is_id(k) for k, _ in items) and all(isinstance(v, str) for _, v in items):
+                return labels_from_id2label(dict(items), where)
+    except LabelError as e:
+        raise LabelError(f"The labels found in {where} are invalid: {e} Fix them, or pass "
+                         "label_enumeration= to ModelyardCallback.") from e
+    return None
+
+
+def find_labels(sources: Sequence[tuple[str, Any]], names: Sequence[str] = LABEL_NAMES
+                ) -> tuple[dict[str, int] | None, str | None]:
+    """Find a label enumeration in the usual places of a run's hyperparameters.
+
+    Args:
+        sources: ``(where, mapping or object)`` pairs, searched in order (e.g. the module's hparams).
+        names: The keys or attributes looked at in each source.
+
+    Returns:
+        ``(labels, where)``, e.g. ``({"cat": 0, "dog": 1}, "module.hparams.class_names")``, or
+        ``(None, None)`` when nothing has the shape of a label enumeration.
+
+    Raises:
+        LabelError: A candidate has the shape of a label enumeration but is invalid.
+    """
+    for where, source in sources:
+        for name in names:
+            labels = _as_labels(_lookup(source, name), f"{where}.{name}")
+            if labels is not None:
+                return labels, f"{where}.{name}"
+    return None, None
+
+
+def find_output_count(sources: Sequence[tuple[str, Any]], names: Sequence[str] = COUNT_NAMES
+                      ) -> tuple[int | None, str | None]:
+    """Return the number of outputs a run declares (``num_classes`` and the like), and where it was found."""
+    for where, source in sources:
+        for name in names:
+            value = _lookup(source, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0:
+                return int(value), f"{where}.{name}"
+    return None, None

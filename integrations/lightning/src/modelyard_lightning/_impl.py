@@ -28,7 +28,7 @@ from typing import Any
 import modelyard
 from modelyard import BEST_TAG, FINAL_TAG, LAST_TAG, Task
 
-from ._discovery import checkpoint_settings, discover_labels, output_count, run_config
+from ._discovery import discover_labels, output_count, run_config
 from ._weights import WEIGHTS_NAME, write_state_dict
 
 FRAMEWORK = "PyTorch Lightning"
@@ -371,8 +371,7 @@ class ModelyardCallbackImpl:
     def _model(self, trainer: Any, pl_module: Any, key: int, name: str, checkpoint: Any) -> None:
         assert self.recorder is not None
         if key not in self.recorder.models:
-            settings = checkpoint_settings(checkpoint) if checkpoint is not None else None
-            config = run_config(trainer, pl_module, self.namespace, settings)
+            config = run_config(trainer, pl_module, self.namespace, checkpoint)
             if self._labels_from:
                 config["labels_from"] = self._labels_from
             self.recorder.add_model(key, name=name, config=config, labels=self._labels, tags=self._tags)
