@@ -22,6 +22,9 @@ extracting config, labels and metrics. Everything else lives here, so every inte
 from __future__ import annotations
 
 import atexit
+import errno
+import os
+import re
 import shutil
 import tempfile
 import threading
@@ -50,6 +53,8 @@ PROTECTED_TAGS = (BEST_TAG, FINAL_TAG)
 #: Version states after which removing a version no longer waits for its upload.
 SETTLED = ("ready", "failed")
 
+# Characters a package member name may not hold (modelyard refuses ':' and separators): replaced by '_'.
+_UNSAFE_MEMBER = re.compile(r"[^A-Za-z0-9_.=+\-]")
 _unfinished: weakref.WeakSet[TrainingRecorder] = weakref.WeakSet()
 
 
@@ -187,23 +192,31 @@ class TrainingRecorder:
 
     # -- scratch folders ----------------------------------------------------------------------------
 
-    def scratch_dir(self, prefix: str = "modelyard-", near: str | None = None) -> Path:
+    def scratch_dir(self, prefix: str = "modelyard-", near: str | None = None,
+                    link: Sequence[str | os.PathLike[str]] = ()) -> Path:
         """Return a fresh folder of the recorder's, removed once the version recorded from it settled.
 
         Args:
             prefix: The folder name's prefix.
             near: Create it on this folder's file system (hidden inside it when the temporary folder is on
                 another disk), so hard links into it work.
+            link: Files (the framework's own, which it may rotate away) to hard-link into the folder (copied
+                across file systems), under names made safe for a package.
         """
         base = None
-        if near is not None:
-            import os
-
-            if os.stat(near).st_dev != os.stat(tempfile.gettempdir()).st_dev:
-                base, prefix = near, "." + prefix
+        if near is not None and os.stat(near).st_dev != os.stat(tempfile.gettempdir()).st_dev:
+            base, prefix = near, "." + prefix
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
         with self._lock:
             self._scratch.append((folder, None, None))
+        for source in link:
+            target = folder / (_UNSAFE_MEMBER.sub("_", os.path.basename(source)).lstrip(".") or "file")
+            try:
+                os.link(source, target)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                shutil.copy2(source, target)  # no hard links here: a copy, so rotation cannot lose it
         return folder
 
     def _claim(self, path: Path, model: OutputModel, version: int) -> None:

@@ -1,41 +1,32 @@
 """The Lightning callback's behaviour, shared by the ``lightning.pytorch`` and ``pytorch_lightning`` classes.
 
-Each Trainer expects callbacks built on its own namespace's ``Callback``, so :mod:`._callback` and
-:mod:`.pytorch_lightning` each combine this mixin with their base class. It uses only public, duck-typed
-attributes of the trainer, the module and the ``ModelCheckpoint`` callbacks; every registry rule (task,
-names, tags, retention, waiting, scratch folders) is :class:`modelyard.TrainingRecorder`'s.
-
-How checkpoints are found without a private API: Lightning has no "a checkpoint file was written" or "was
-deleted" hook, and runs ``ModelCheckpoint`` after every other callback. So ``on_save_checkpoint`` writes
-the weights being saved to ``model.safetensors``, and the callback's next hook (always before the next
-optimizer step) compares each ``ModelCheckpoint``'s ``best_k_models``, ``best_model_path`` and
-``last_model_path`` and the files' identities (inode, size, mtime) with what it saw: a new or rewritten file
-becomes a version, a file that is gone or replaced has its version dropped (top-k rotation mirrored).
+Only public, duck-typed attributes of the trainer, module and ``ModelCheckpoint`` are used; every registry
+rule is :class:`modelyard.TrainingRecorder`'s. Lightning has no "checkpoint file written/deleted" hook and
+runs ``ModelCheckpoint`` last, so ``on_save_checkpoint`` writes the weights being saved, and the next hook
+(always before the next optimizer step) compares each ``ModelCheckpoint``'s ``best_k_models``,
+``best_model_path`` and ``last_model_path`` and the files' identities with what it saw: a new or rewritten
+file becomes a version, a file gone or replaced has its version dropped (top-k rotation mirrored).
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import modelyard
 from modelyard import BEST_TAG, FINAL_TAG, LAST_TAG, Task
 
-from ._discovery import discover_labels, output_count, run_config
-from ._weights import WEIGHTS_NAME, write_state_dict
+from ._read import WEIGHTS_NAME
 
 FRAMEWORK = "PyTorch Lightning"
 #: The stream key of the final model (recorded when no ModelCheckpoint is configured).
 FINAL = -1
-# Characters a package member name may not hold (modelyard refuses ':' and separators): replaced by '_'.
-_UNSAFE_MEMBER = re.compile(r"[^A-Za-z0-9_.=+\-]")
 
 Fingerprint = tuple[int, int, int]
 
@@ -87,33 +78,88 @@ def _current_files(checkpoint: Any) -> list[str]:
     return sorted(paths, key=lambda p: (_fingerprint(p) or (0, 0, 0))[2])
 
 
-def _link(source: Path | str, target: Path) -> None:
-    """Hard-link a file into our folder (a copy across file systems), so rotation cannot lose it."""
+# -- config and labels: public attributes of the trainer, the module and the datamodule ------------------
+
+_TRAINER_SETTINGS = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "num_devices",
+                     "num_nodes", "gradient_clip_val", "gradient_clip_algorithm", "check_val_every_n_epoch",
+                     "val_check_interval")
+_CHECKPOINT_SETTINGS = ("monitor", "mode", "save_top_k", "save_last", "save_weights_only", "dirpath",
+                        "filename", "every_n_epochs")
+
+
+def _described(obj: Any) -> dict[str, Any]:
+    """A module or datamodule: its class and its saved hyperparameters (``save_hyperparameters``)."""
+    hparams = getattr(obj, "hparams", None)
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+            "hparams": modelyard.json_safe(dict(hparams)) if isinstance(hparams, Mapping) else {}}
+
+
+def _version(distribution: str) -> str | None:
     try:
-        os.link(source, target)
-    except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        shutil.copy2(source, target)
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _settings(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: modelyard.json_safe(getattr(obj, name)) for name in names if hasattr(obj, name)}
+
+
+def run_config(trainer: Any, module: Any, namespace: str, checkpoint: Any | None) -> dict[str, Any]:
+    """Build a model's ``config_dict``: module, datamodule, trainer, its ModelCheckpoint's settings, versions."""
+    config: dict[str, Any] = {"module": _described(module)}
+    datamodule = getattr(trainer, "datamodule", None)
+    if datamodule is not None:
+        config["datamodule"] = _described(datamodule)
+    config["trainer"] = _settings(trainer, _TRAINER_SETTINGS)
+    for name in ("strategy", "accelerator"):
+        if getattr(trainer, name, None) is not None:
+            config["trainer"][name] = type(getattr(trainer, name)).__name__
+    if checkpoint is not None:
+        config["checkpoint"] = _settings(checkpoint, _CHECKPOINT_SETTINGS)
+    config["versions"] = {"namespace": namespace, "lightning": _version(namespace.split(".")[0].replace(
+        "_", "-")), "torch": _version("torch")}
+    return config
+
+
+def _sources(module: Any, datamodule: Any) -> list[tuple[str, Any]]:
+    """The places labels are looked for: module hparams, datamodule hparams, then datamodule attributes."""
+    sources: list[tuple[str, Any]] = []
+    for label, obj in (("module.hparams", module), ("datamodule.hparams", datamodule)):
+        hparams = getattr(obj, "hparams", None) if obj is not None else None
+        if isinstance(hparams, Mapping):
+            sources.append((label, hparams))
+    if datamodule is not None:
+        sources.append(("datamodule", datamodule))
+    return sources
 
 
 @dataclass
 class _Mirror:
-    """One ModelCheckpoint as the training thread sees it: its model, and the files recorded from it."""
+    """One ModelCheckpoint: its model's name, the files recorded from it (path -> identity, version)."""
 
     checkpoint: Any
     index: int
     name: str
-    #: real path -> (the file's identity when recorded, its version)
     seen: dict[str, tuple[Fingerprint, int]] = field(default_factory=dict)
-    #: Files there before this run started (a resumed run's restored top-k): never recorded as new.
     preexisting: dict[str, Fingerprint] = field(default_factory=dict)
     newest: int | None = None
 
 
+def write_state_dict(state_dict: Mapping[str, Any], folder: Path) -> Path:
+    """Write a state dict's tensors (a CPU copy per name, dtypes kept) to ``model.safetensors``."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {name: value.detach().to("cpu", copy=True).contiguous() for name, value in state_dict.items()
+               if isinstance(name, str) and isinstance(value, torch.Tensor) and not value.is_meta}
+    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    return folder / WEIGHTS_NAME
+
+
 @dataclass
 class _Pending:
-    """The weights of a checkpoint being saved, written once and linked into each version of its step."""
+    """The weights of a step's checkpoint, written once and linked into each version of the step."""
 
     epoch: int
     step: int
@@ -123,26 +169,21 @@ class _Pending:
 class ModelyardCallbackImpl:
     """Record every checkpoint of a Lightning run as a version in the modelyard registry.
 
-    Every file the trainer's ``ModelCheckpoint`` callbacks write becomes a version of one ``OutputModel``
-    per ``ModelCheckpoint`` (named after the module's class; with several, each name adds the metric it
-    monitors): a package of ``model.safetensors`` (the state dict saved, loadable without unpickling) and,
-    unless ``save_training_state=False``, the ``.ckpt`` to resume from. ``iteration`` is the global step;
-    the metadata holds ``monitor``, ``score``, ``metrics``, the epoch and the file name; the tags ``best`` and
-    ``last`` follow the trainer's best and last (or newest) file. A file ``ModelCheckpoint`` deletes (top-k
-    rotation) has its version removed too, unless it is pinned or the model published. With no
-    ``ModelCheckpoint``, the final model is recorded (tagged ``last`` and ``final``) at the end of ``fit``.
-    Only the global-zero rank records; ``fit`` returns once the run's versions are uploaded.
+    One ``OutputModel`` per ``ModelCheckpoint`` (named after the module's class, plus the monitored metric
+    when there are several); each file it writes is a version holding ``model.safetensors`` and, unless
+    ``save_training_state=False``, the ``.ckpt``; ``iteration`` is the global step; ``best``/``last`` follow
+    the trainer's files; rotated-away files have their version removed. Without ``ModelCheckpoint`` the final
+    model is recorded (``last``, ``final``). Only global-zero records; ``fit`` waits for the run's uploads.
 
     Args:
-        task: The task to file models under. Default: the current task, else a new task named after the
+        task: The task to file models under. Default: the current task, else a new one named after the
             module's class and the logger's version, in a project named after the logger (closed when
             ``fit`` ends, marked failed when it raises).
         project: The project of a task created here (default: the logger's name, else ``"default"``).
         name: The model name (default: the LightningModule's class name).
-        label_enumeration: Label name to id, or a list of class names. Default: found in the module's or the
-            datamodule's hyperparameters, or on the datamodule, under ``label2id``, ``id2label``,
-            ``class_names``, ``classes`` or ``labels``, and checked against a declared ``num_classes`` or
-            ``num_labels``.
+        label_enumeration: Label name to id, or class names. Default: found in the module's or datamodule's
+            hyperparameters or on the datamodule (``label2id``, ``id2label``, ``class_names``, ``classes``,
+            ``labels``), checked against a declared ``num_classes`` or ``num_labels``.
         discover_labels: Look for labels when ``label_enumeration`` is not given.
         save_training_state: Store the ``.ckpt`` (optimizer state, loops, callbacks) with each version.
         mirror_retention: Remove a version when ``ModelCheckpoint`` deletes its file.
@@ -150,7 +191,7 @@ class ModelyardCallbackImpl:
         upload_uri: Where the weights upload (default: modelyard's destination precedence).
 
     Raises:
-        LabelError: The labels are invalid, or (at setup, on every rank) do not fit the declared output count.
+        LabelError: Invalid labels, or (at setup, on every rank) labels that do not fit the output count.
         ValueError: A ``ModelCheckpoint`` writes to a remote folder (at the start of training, on every rank).
     """
 
@@ -165,11 +206,7 @@ class ModelyardCallbackImpl:
         super().__init__()
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"task must be a modelyard Task, got {type(task).__name__}")
-        self._labels_arg: dict[str, int] | None = None
-        if isinstance(label_enumeration, Mapping):
-            self._labels_arg = modelyard.validate_labels(label_enumeration)
-        elif label_enumeration is not None:
-            self._labels_arg = modelyard.labels_from_names(label_enumeration)
+        self._labels_arg = modelyard.labels_from(label_enumeration) if label_enumeration is not None else None
         self._task_arg = task
         self._project = project
         self._name = name
@@ -189,7 +226,6 @@ class ModelyardCallbackImpl:
         self._labels_from: str | None = None
         self._mirrors: list[_Mirror] = []
         self._pending: _Pending | None = None
-        self._configs: dict[int, dict[str, Any]] = {}
 
     @property
     def task(self) -> Task | None:
@@ -216,11 +252,12 @@ class ModelyardCallbackImpl:
         self.recorder = None  # model_ids now describe this run
         self._active = True
         datamodule = getattr(trainer, "datamodule", None)
+        sources = _sources(pl_module, datamodule)
         labels, where = self._labels_arg, "label_enumeration"
         if labels is None and self._discover_labels:
-            labels, where = discover_labels(pl_module, datamodule)
+            labels, where = modelyard.find_labels(sources)
         if labels is not None and where is not None:
-            count, count_from = output_count(pl_module, datamodule)
+            count, count_from = modelyard.find_output_count(sources)
             if count is not None and count_from is not None:
                 modelyard.check_labels_fit(labels, count, labels_from=where, outputs_from=count_from)
         self._labels, self._labels_from = labels, where if labels is not None else None
@@ -238,6 +275,7 @@ class ModelyardCallbackImpl:
         names = modelyard.TrainingRecorder.model_names(base, [getattr(c, "monitor", None) for c in checkpoints])
         for index, (checkpoint, name) in enumerate(zip(checkpoints, names, strict=True)):
             mirror = _Mirror(checkpoint, index, name)
+            # Files there before this run (a resumed run's restored top-k) are never recorded as new.
             mirror.preexisting = {p: fp for p in _current_files(checkpoint) if (fp := _fingerprint(p))}
             self._mirrors.append(mirror)
             if getattr(checkpoint, "save_weights_only", False):
@@ -254,11 +292,7 @@ class ModelyardCallbackImpl:
     # -- Lightning hooks: saving ---------------------------------------------------------------------
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        """Write the weights of a checkpoint being saved; the next hook records its file.
-
-        The weights come from the checkpoint itself, so ``model.safetensors`` holds exactly what the ``.ckpt``
-        holds. Several saves at one step (top-k and last) share one file.
-        """
+        """Write the weights of a checkpoint being saved (one file per step); the next hook records its file."""
         self._dirty = True
         if not self._active or not trainer.is_global_zero or self.recorder is None:
             return
@@ -281,21 +315,11 @@ class ModelyardCallbackImpl:
         if self._dirty or self._poll_always:
             self._poll(trainer, pl_module)
 
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        """Record checkpoints saved since the previous hook."""
-        self._poll(trainer, pl_module)
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+    def _poll_hook(self, trainer: Any, pl_module: Any) -> None:
         """Record checkpoints saved since the previous hook (e.g. at the end of validation)."""
         self._poll(trainer, pl_module)
 
-    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
-        """Record checkpoints saved since the previous hook."""
-        self._poll(trainer, pl_module)
-
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        """Record checkpoints saved since the previous hook."""
-        self._poll(trainer, pl_module)
+    on_train_epoch_start = on_train_epoch_end = on_validation_start = on_train_end = _poll_hook
 
     # -- Lightning hooks: the end --------------------------------------------------------------------
 
@@ -315,11 +339,7 @@ class ModelyardCallbackImpl:
             self.recorder.finish()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """Record the checkpoints saved so far; mark a task created here as failed.
-
-        Lightning calls no callback hook after the checkpoint of ``ModelCheckpoint(save_on_exception=True)``
-        is written, so that one stays on disk only.
-        """
+        """Record the checkpoints saved so far; mark a task created here as failed."""
         if not self._active:
             return
         self._active = False
@@ -331,13 +351,6 @@ class ModelyardCallbackImpl:
             raise error from exception
         finally:
             self.recorder.finish(exception)
-
-    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        """End the run if ``fit`` ended without :meth:`on_fit_end`."""
-        if stage == "fit" and self._active:
-            self._active = False
-            if self.recorder is not None:
-                self.recorder.finish(RuntimeError("fit ended without on_fit_end"))
 
     # -- recording -----------------------------------------------------------------------------------
 
@@ -380,10 +393,8 @@ class ModelyardCallbackImpl:
         """Record one checkpoint file as a version: a package of ``model.safetensors`` and the ``.ckpt``."""
         assert self.recorder is not None
         self._model(trainer, pl_module, mirror.index, mirror.name, mirror.checkpoint)
-        folder = self.recorder.scratch_dir(prefix="modelyard-lightning-", near=os.path.dirname(path))
-        if self.save_training_state:
-            _link(path, folder / (_UNSAFE_MEMBER.sub("_", os.path.basename(path)).lstrip(".") or "checkpoint.ckpt"))
-        _link(pending.path, folder / WEIGHTS_NAME)
+        links = [path, pending.path] if self.save_training_state else [pending.path]
+        folder = self.recorder.scratch_dir(prefix="modelyard-lightning-", near=os.path.dirname(path), link=links)
         checkpoint = mirror.checkpoint
         monitor = getattr(checkpoint, "monitor", None)
         metrics = dict(getattr(trainer, "callback_metrics", None) or {})
@@ -396,7 +407,8 @@ class ModelyardCallbackImpl:
             metadata={"mode": getattr(checkpoint, "mode", None), "epoch": pending.epoch,
                       "global_step": pending.step, "checkpoint_file": os.path.basename(path),
                       "training_state": self.save_training_state,
-                      "weights_only": bool(getattr(checkpoint, "save_weights_only", False))})
+                      "weights_only": bool(getattr(checkpoint, "save_weights_only", False)),
+                      "final": checkpoint is None})
         mirror.newest = version.version
         return version.version
 
@@ -428,12 +440,9 @@ class ModelyardCallbackImpl:
             return
         self._dirty = False  # that save was ours, not a ModelCheckpoint's
         pending, self._pending = self._pending, None
-        if pending is None:
-            pending = self._write(int(trainer.current_epoch), int(trainer.global_step), pl_module.state_dict())
-        _link(pending.path, folder / WEIGHTS_NAME)
+        pending = pending or self._write(int(trainer.current_epoch), int(trainer.global_step), pl_module.state_dict())
+        mirror = _Mirror(None, FINAL, self._name or type(pl_module).__name__)
+        version = self._record(trainer, pl_module, mirror, str(folder / "final.ckpt"), pending)
+        for tag in (LAST_TAG, FINAL_TAG):
+            self.recorder.tag(version, tag, key=FINAL)
         shutil.rmtree(pending.path.parent, ignore_errors=True)
-        self._model(trainer, pl_module, FINAL, self._name or type(pl_module).__name__, None)
-        self.recorder.record(folder, key=FINAL, iteration=pending.step, tags=[LAST_TAG, FINAL_TAG],
-                             target_filename="final",
-                             metadata={"epoch": pending.epoch, "global_step": pending.step, "final": True,
-                                       "training_state": self.save_training_state})

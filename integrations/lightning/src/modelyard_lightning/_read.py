@@ -7,27 +7,25 @@ from typing import Any
 from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, NotFoundError, version_file
 from modelyard import load_weights as load_file
 
-from ._weights import WEIGHTS_NAME
-
 __all__ = ["checkpoint_path", "load_weights"]
+
+#: The state dict of each version, loadable without unpickling (``module.load_state_dict``, strict).
+WEIGHTS_NAME = "model.safetensors"
 
 
 def checkpoint_path(model_id: str, version: int | str | None = None) -> str:
-    """Return a verified local copy of a version's Lightning ``.ckpt``, to resume training from.
+    """Return a verified local copy of a version's ``.ckpt``: ``trainer.fit(..., ckpt_path=checkpoint_path(id))``.
 
-    Example:
-        >>> trainer.fit(module, datamodule, ckpt_path=modelyard_lightning.checkpoint_path(model_id))
-
-    A ``.ckpt`` is a pickle: Lightning unpickles it when it resumes, so resume only from a registry you
-    trust. For inference, :func:`load_weights` reads ``model.safetensors`` and never unpickles.
+    A ``.ckpt`` is a pickle that Lightning unpickles when it resumes: resume only from a registry you trust.
+    :func:`load_weights` reads ``model.safetensors`` instead and never unpickles.
 
     Args:
         model_id: The model a ``ModelyardCallback`` recorded.
         version: A version number, ``"last"``, ``"best"`` or ``"final"``, or ``None``: the version tagged
-            ``last`` if any, else the newest ready one (see :func:`modelyard.pick_version`).
+            ``last``, else the newest ready one (see :func:`modelyard.pick_version`).
 
     Returns:
-        The path of the ``.ckpt`` file (inside modelyard's download cache: read it, do not modify it).
+        The ``.ckpt``'s path, inside modelyard's verified download cache (read it, do not modify it).
 
     Raises:
         NotFoundError: No such model or version, it is not ready, or it holds no ``.ckpt``.
@@ -36,10 +34,10 @@ def checkpoint_path(model_id: str, version: int | str | None = None) -> str:
     local = version_file(model_id, version, prefer=LAST_TAG)
     found = sorted(p for p in local.iterdir() if p.suffix == ".ckpt" and p.is_file() and not p.is_symlink()) \
         if local.is_dir() else []
-    if len(found) > 1:
-        raise InvalidArgumentError(f"model {model_id} holds several .ckpt files ({', '.join(p.name for p in found)})"
-                                   "; it was not recorded by ModelyardCallback")
-    if not found:
+    if len(found) != 1:
+        if found:
+            raise InvalidArgumentError(f"model {model_id} holds several .ckpt files; it was not recorded by "
+                                       "ModelyardCallback")
         raise NotFoundError(f"model {model_id} version {version or 'last'} holds no Lightning .ckpt (recorded "
                             "with save_training_state=False, or not by ModelyardCallback); load its weights with "
                             "modelyard_lightning.load_weights() instead")
@@ -47,12 +45,12 @@ def checkpoint_path(model_id: str, version: int | str | None = None) -> str:
 
 
 def load_weights(module: Any, model_id: str, version: int | str | None = None, strict: bool = True) -> Any:
-    """Load a version's ``model.safetensors`` into a module, verified and without unpickling anything.
+    """Load a version's ``model.safetensors`` into a module (verified, format read from its bytes, no pickle).
 
     Args:
         module: The ``torch.nn.Module`` (LightningModule) to load into.
         model_id: The model a ``ModelyardCallback`` recorded (or any model whose weights are safetensors).
-        version: A version number or tag, or ``None``: the version tagged ``best`` if any, else the newest.
+        version: A version number or tag, or ``None``: the version tagged ``best``, else the newest ready one.
         strict: Passed to ``module.load_state_dict``: every key must match.
 
     Returns:
@@ -60,8 +58,7 @@ def load_weights(module: Any, model_id: str, version: int | str | None = None, s
 
     Raises:
         NotFoundError: No such model or version, or the version is not ready.
-        UnsafeFormatError: The weights file is pickle-based (its format is read from its bytes).
-        FormatError: The weights file is malformed.
+        UnsafeFormatError: The weights file is pickle-based. FormatError: it is malformed.
         IntegrityError: The downloaded bytes do not match the recorded size or sha256.
     """
     local = version_file(model_id, version, prefer=BEST_TAG)
