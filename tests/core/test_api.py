@@ -21,8 +21,8 @@ def test_all_is_pinned_and_sorted() -> None:
         "LAST_TAG", "LabelError", "MissingDependencyError", "Model", "ModelVersion", "ModelyardError",
         "NotFoundError", "OutputModel", "PublishedModelError", "RegistryError", "StorageError", "Task",
         "TrainingRecorder", "UnknownIntegrationError", "UnsafeFormatError", "UploadError", "__version__",
-        "available_integrations", "check_labels_fit", "enable_graceful_shutdown", "find_labels",
-        "find_output_count", "get_callback_class", "json_safe", "labels_from", "labels_from_id2label",
+        "available_integrations", "check_labels_fit", "discover_labels", "enable_graceful_shutdown",
+        "get_callback_class", "json_safe", "labels_from", "labels_from_id2label",
         "labels_from_names", "load_weights", "pick_version", "save_safetensors", "sniff_format", "sync",
         "validate_labels", "version_file",
     ]

@@ -11,8 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._capture import (
     check_labels_fit,
-    find_labels,
-    find_output_count,
+    discover_labels,
     json_safe,
     labels_from,
     labels_from_id2label,
@@ -83,9 +82,8 @@ __all__ = [
     "__version__",
     "available_integrations",
     "check_labels_fit",
+    "discover_labels",
     "enable_graceful_shutdown",
-    "find_labels",
-    "find_output_count",
     "get_callback_class",
     "json_safe",
     "labels_from",

@@ -197,9 +197,9 @@ def labels_from(value: Any, what: str = "label_enumeration") -> dict[str, int]:
     return labels_from_names(names)
 
 
-#: Where :func:`find_labels` looks in each source, in order.
+#: Where :func:`discover_labels` looks for labels in each source, in order.
 LABEL_NAMES = ("label2id", "id2label", "class_names", "classes", "labels")
-#: What :func:`find_output_count` reads in each source: the declared number of outputs.
+#: Where :func:`discover_labels` reads the declared number of outputs.
 COUNT_NAMES = ("num_classes", "num_labels", "n_classes")
 
 
@@ -235,35 +235,47 @@ def _as_labels(value: Any, where: str) -> dict[str, int] | None:
     return None
 
 
-def find_labels(sources: Sequence[tuple[str, Any]], names: Sequence[str] = LABEL_NAMES
-                ) -> tuple[dict[str, int] | None, str | None]:
-    """Find a label enumeration in the usual places of a run's hyperparameters.
-
-    Args:
-        sources: ``(where, mapping or object)`` pairs, searched in order (e.g. the module's hparams).
-        names: The keys or attributes looked at in each source.
-
-    Returns:
-        ``(labels, where)``, e.g. ``({"cat": 0, "dog": 1}, "module.hparams.class_names")``, or
-        ``(None, None)`` when nothing has the shape of a label enumeration.
-
-    Raises:
-        LabelError: A candidate has the shape of a label enumeration but is invalid.
-    """
+def _find_labels(sources: Sequence[tuple[str, Any]]) -> tuple[dict[str, int] | None, str | None]:
     for where, source in sources:
-        for name in names:
+        for name in LABEL_NAMES:
             labels = _as_labels(_lookup(source, name), f"{where}.{name}")
             if labels is not None:
                 return labels, f"{where}.{name}"
     return None, None
 
 
-def find_output_count(sources: Sequence[tuple[str, Any]], names: Sequence[str] = COUNT_NAMES
-                      ) -> tuple[int | None, str | None]:
-    """Return the number of outputs a run declares (``num_classes`` and the like), and where it was found."""
+def _output_count(sources: Sequence[tuple[str, Any]]) -> tuple[int | None, str | None]:
     for where, source in sources:
-        for name in names:
+        for name in COUNT_NAMES:
             value = _lookup(source, name)
             if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) > 0:
                 return int(value), f"{where}.{name}"
     return None, None
+
+
+def discover_labels(sources: Sequence[tuple[str, Any]], given: Mapping[str, int] | None = None, *,
+                    discover: bool = True) -> tuple[dict[str, int] | None, str | None]:
+    """Take (or find) a run's labels in its hyperparameters and check them against its declared outputs.
+
+    Args:
+        sources: ``(where, mapping or object)`` pairs searched in order, e.g.
+            ``[("module.hparams", module.hparams), ("datamodule", datamodule)]``; each is looked at under
+            :data:`LABEL_NAMES` for labels and :data:`COUNT_NAMES` for the number of outputs.
+        given: Labels the user gave (they win; only checked).
+        discover: Look for labels when none are given.
+
+    Returns:
+        ``(labels, where)``, e.g. ``({"cat": 0, "dog": 1}, "module.hparams.class_names")``, or
+        ``(None, None)``.
+
+    Raises:
+        LabelError: A candidate has the shape of a label enumeration but is invalid, or the labels do not fit
+            a declared ``num_classes``/``num_labels``.
+    """
+    labels, where = (dict(given), "label_enumeration") if given is not None else \
+        _find_labels(sources) if discover else (None, None)
+    if labels is not None and where is not None:
+        count, count_from = _output_count(sources)
+        if count is not None and count_from is not None:
+            check_labels_fit(labels, count, labels_from=where, outputs_from=count_from)
+    return labels, where

@@ -1,9 +1,4 @@
-"""modelyard for PyTorch Lightning: one callback records every checkpoint, its config, labels and metric.
-
-Example:
-    >>> import lightning.pytorch as L
-    >>> from modelyard_lightning import ModelyardCallback
-    >>> trainer = L.Trainer(callbacks=[ModelyardCallback()])
+"""modelyard for PyTorch Lightning: ``L.Trainer(callbacks=[ModelyardCallback()])`` records every checkpoint.
 
 For the standalone ``pytorch_lightning`` package use ``modelyard_lightning.pytorch_lightning.ModelyardCallback``.
 ``ModelyardCallback`` is imported on first use: the read helpers work without ``lightning`` installed.

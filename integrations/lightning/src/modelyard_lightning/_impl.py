@@ -10,6 +10,7 @@ file becomes a version, a file gone or replaced has its version dropped (top-k r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -32,11 +33,10 @@ Fingerprint = tuple[int, int, int]
 
 
 def _fingerprint(path: str) -> Fingerprint | None:
-    try:
+    with contextlib.suppress(OSError):  # gone: no identity
         st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+    return None
 
 
 def _is_local(path: Any) -> bool:
@@ -78,8 +78,6 @@ def _current_files(checkpoint: Any) -> list[str]:
     return sorted(paths, key=lambda p: (_fingerprint(p) or (0, 0, 0))[2])
 
 
-# -- config and labels: public attributes of the trainer, the module and the datamodule ------------------
-
 _TRAINER_SETTINGS = ("max_epochs", "max_steps", "precision", "accumulate_grad_batches", "num_devices",
                      "num_nodes", "gradient_clip_val", "gradient_clip_algorithm", "check_val_every_n_epoch",
                      "val_check_interval")
@@ -95,10 +93,7 @@ def _described(obj: Any) -> dict[str, Any]:
 
 
 def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    return next((d.version for d in metadata.distributions(name=distribution)), None)
 
 
 def _settings(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -177,13 +172,11 @@ class ModelyardCallbackImpl:
 
     Args:
         task: The task to file models under. Default: the current task, else a new one named after the
-            module's class and the logger's version, in a project named after the logger (closed when
-            ``fit`` ends, marked failed when it raises).
+            module's class and the logger's version (closed when ``fit`` ends, failed when it raises).
         project: The project of a task created here (default: the logger's name, else ``"default"``).
         name: The model name (default: the LightningModule's class name).
         label_enumeration: Label name to id, or class names. Default: found in the module's or datamodule's
-            hyperparameters or on the datamodule (``label2id``, ``id2label``, ``class_names``, ``classes``,
-            ``labels``), checked against a declared ``num_classes`` or ``num_labels``.
+            hyperparameters or on the datamodule (see :func:`modelyard.discover_labels`).
         discover_labels: Look for labels when ``label_enumeration`` is not given.
         save_training_state: Store the ``.ckpt`` (optimizer state, loops, callbacks) with each version.
         mirror_retention: Remove a version when ``ModelCheckpoint`` deletes its file.
@@ -242,8 +235,6 @@ class ModelyardCallbackImpl:
         """The label enumeration of the run (explicit or discovered), once ``fit`` started."""
         return dict(self._labels) if self._labels is not None else None
 
-    # -- Lightning hooks: setup and start ------------------------------------------------------------
-
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Resolve and check the labels, on every rank (a bad label set fails every rank alike)."""
         if stage != "fit":
@@ -252,15 +243,8 @@ class ModelyardCallbackImpl:
         self.recorder = None  # model_ids now describe this run
         self._active = True
         datamodule = getattr(trainer, "datamodule", None)
-        sources = _sources(pl_module, datamodule)
-        labels, where = self._labels_arg, "label_enumeration"
-        if labels is None and self._discover_labels:
-            labels, where = modelyard.find_labels(sources)
-        if labels is not None and where is not None:
-            count, count_from = modelyard.find_output_count(sources)
-            if count is not None and count_from is not None:
-                modelyard.check_labels_fit(labels, count, labels_from=where, outputs_from=count_from)
-        self._labels, self._labels_from = labels, where if labels is not None else None
+        self._labels, self._labels_from = modelyard.discover_labels(
+            _sources(pl_module, datamodule), self._labels_arg, discover=self._discover_labels)
         _check_local(_model_checkpoints(trainer))  # before ModelCheckpoint.setup touches a remote folder
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -288,8 +272,6 @@ class ModelyardCallbackImpl:
         project = self._project or (str(getattr(logger, "name", "") or "") or None if logger else None)
         self.recorder = modelyard.TrainingRecorder(framework=FRAMEWORK, task=self._task_arg, project=project,
                                                    task_name=task_name, upload_uri=self._upload_uri)
-
-    # -- Lightning hooks: saving ---------------------------------------------------------------------
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         """Write the weights of a checkpoint being saved (one file per step); the next hook records its file."""
@@ -321,8 +303,6 @@ class ModelyardCallbackImpl:
 
     on_train_epoch_start = on_train_epoch_end = on_validation_start = on_train_end = _poll_hook
 
-    # -- Lightning hooks: the end --------------------------------------------------------------------
-
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         """Record the last checkpoints (or the final model), then wait until the run's versions are stored.
 
@@ -351,8 +331,6 @@ class ModelyardCallbackImpl:
             raise error from exception
         finally:
             self.recorder.finish(exception)
-
-    # -- recording -----------------------------------------------------------------------------------
 
     def _poll(self, trainer: Any, pl_module: Any, *, force: bool = False, active: bool = False) -> None:
         """Record every checkpoint file change since the previous poll."""
@@ -395,8 +373,7 @@ class ModelyardCallbackImpl:
         self._model(trainer, pl_module, mirror.index, mirror.name, mirror.checkpoint)
         links = [path, pending.path] if self.save_training_state else [pending.path]
         folder = self.recorder.scratch_dir(prefix="modelyard-lightning-", near=os.path.dirname(path), link=links)
-        checkpoint = mirror.checkpoint
-        monitor = getattr(checkpoint, "monitor", None)
+        checkpoint, monitor = mirror.checkpoint, getattr(mirror.checkpoint, "monitor", None)
         metrics = dict(getattr(trainer, "callback_metrics", None) or {})
         for candidate, score in (getattr(checkpoint, "best_k_models", None) or {}).items():
             if monitor and _is_local(candidate) and _real(candidate) == path:
