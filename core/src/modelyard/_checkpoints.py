@@ -45,7 +45,7 @@ def pick_version(model: Model, version: int | str | None = None, *, prefer: str 
 
 
 def version_file(model_id: str, version: int | str | None = None, member: str | None = None, *,
-                 prefer: str | None = None) -> Path:
+                 prefer: str | None = None, hint: str = "") -> Path:
     """Download (verified, cached) a version and return its file, or one member of its package.
 
     Args:
@@ -53,6 +53,7 @@ def version_file(model_id: str, version: int | str | None = None, member: str | 
         version: See :func:`pick_version`.
         member: For a package version, the file inside it (``None``: the package's folder).
         prefer: See :func:`pick_version`.
+        hint: Appended to the error when the member is missing (why, and what to do instead).
 
     Raises:
         NotFoundError: No such model, version or member, or the version is not ready.
@@ -64,5 +65,5 @@ def version_file(model_id: str, version: int | str | None = None, member: str | 
     if path.is_dir() and member is not None:
         path = path / member
         if not path.is_file():
-            raise NotFoundError(f"version {number} of model {model_id} ({model.name!r}) holds no {member}")
+            raise NotFoundError(f"version {number} of model {model_id} ({model.name!r}) holds no {member}{hint}")
     return path

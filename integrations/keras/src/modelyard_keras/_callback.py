@@ -9,8 +9,7 @@ import modelyard
 from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task
 
 from . import _labels
-from ._config import run_config
-from ._keras import import_keras, process_index
+from ._keras import import_keras, process_index, run_config
 from ._weights import ARCHIVE_FILE, WEIGHTS_FILE, save_weights
 
 import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, saying what to do
@@ -24,43 +23,31 @@ PACKAGE_NAME = "checkpoint"
 class ModelyardCallback(keras.callbacks.Callback):
     """Record ``model.fit`` checkpoints, configuration and labels in the modelyard registry.
 
-    Each ``fit`` creates one ``OutputModel`` (named after the Keras model) holding the architecture, the
-    compile configuration, the fit parameters and the labels, through a :class:`modelyard.TrainingRecorder`.
-    Each checkpoint is one version: a package of ``model.safetensors`` (every weight under its Keras path)
-    and, unless ``save_weights_only=True``, the ``model.keras`` archive. ``iteration`` is the number of epochs
-    (or batches, with ``save_freq=N``) completed; the metadata holds ``monitor``, ``score`` and ``metrics``;
-    the tags ``last`` and ``best`` follow the newest and the best-scoring version. Any Keras 3 backend, never
-    TensorFlow; only the chief process (process id 0) records anything.
+    Each ``fit`` gets one ``OutputModel`` (named after the Keras model: architecture, compile and fit settings,
+    labels); each checkpoint is a version holding ``model.safetensors`` and, unless ``save_weights_only``,
+    ``model.keras``. ``iteration`` counts epochs (or batches, with ``save_freq=N``); the metadata holds
+    ``monitor``, ``score`` and ``metrics``; ``last`` and ``best`` follow the newest and best version. Any Keras
+    3 backend, never TensorFlow; only the chief process (process id 0) records.
 
     Args:
-        task: The modelyard task to file the model under (default: the current task, else a new task in
-            project ``"keras"`` named after the model).
+        task: The task (default: the current task, else a new one in project ``"keras"``, closed at the end).
         name: The model name (default: the Keras model's name).
         tags: User tags of the model.
         monitor: The metric (a key of Keras's ``logs``) that ranks checkpoints; ``None`` for none.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (higher is better for names containing ``acc``, ``auc``,
-            ``precision``, ``recall``, ``f1``, ``fbeta``, ``iou`` or ``r2``; lower otherwise).
-        save_freq: ``"epoch"`` to capture at the end of every epoch, or an integer N to capture every N
-            training batches (ranked by the batch-level ``logs``, which hold no validation metrics).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (see :class:`modelyard.CheckpointRanking`).
+        save_freq: ``"epoch"``, or an integer N to capture every N training batches.
         save_best_only: Capture only when the monitored metric improves on the best so far.
-        keep_top_k: Keep only the k best versions (the k newest without ``monitor``); the one a new
-            checkpoint displaces is removed from registry and storage (never a pinned version, or one of a
-            published model). ``None`` keeps every version.
+        keep_top_k: Keep only the k best versions (the k newest without ``monitor``), removing the others.
         save_weights_only: Record only ``model.safetensors``, not the ``.keras`` archive.
         class_names: The class names in output order (``["cat", "dog"]`` -> ``{"cat": 0, "dog": 1}``).
         label_enumeration: Label name -> output index, instead of ``class_names``.
-        dataset: A dataset with a ``class_names`` attribute (as ``keras.utils.image_dataset_from_directory``
-            returns) to take the class names from.
-        wait_on_train_end: When ``fit`` ends, wait until the run's checkpoints are stored (a failed upload
-            raises from ``fit``); otherwise they finish in the background.
-
-    Without ``class_names``, ``label_enumeration`` or ``dataset``, labels come from a ``StringLookup`` or
-    ``IntegerLookup`` layer at the model's output, if any.
+        dataset: A dataset with ``class_names`` (``keras.utils.image_dataset_from_directory``) to take them from.
+            Without any of the three, labels come from a ``StringLookup``/``IntegerLookup`` output layer.
+        wait_on_train_end: When ``fit`` ends, wait for the run's uploads (a failure raises from ``fit``).
 
     Raises:
-        InvalidArgumentError: An invalid argument, or (when training starts) Keras cannot write a ``.keras``
-            archive of the model and ``save_weights_only`` is not set.
-        LabelError: Invalid labels, or (when training starts) labels that do not fit the output units.
+        InvalidArgumentError: An invalid argument, or (at ``fit``) no ``.keras`` archive can be written.
+        LabelError: Invalid labels, or (at ``fit``) labels that do not fit the output units.
     """
 
     def __init__(self, *, task: Task | None = None, name: str | None = None,
@@ -90,13 +77,10 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._wait = bool(wait_on_train_end)
         self._given_labels = _labels.from_arguments(class_names, label_enumeration, dataset)
         if save_freq != "epoch":
-            # Only now does this callback need every batch. Overriding on the instance, not the class, keeps
-            # Keras's asynchronous batch dispatch for save_freq="epoch" (it turns it off for any callback
-            # whose on_train_batch_end is not the default).
+            # On the instance, not the class: Keras keeps its asynchronous batch dispatch for "epoch" (it turns
+            # it off for any callback whose on_train_batch_end is not the default).
             self.on_train_batch_end = self._on_train_batch_end
         self._reset()
-
-    # -- state of one fit ---------------------------------------------------------------------------
 
     def _reset(self) -> None:
         self._recorder: modelyard.TrainingRecorder | None = None
@@ -129,8 +113,6 @@ class ModelyardCallback(keras.callbacks.Callback):
                 "save_best_only": r.save_best_only, "keep_top_k": r.keep_top_k,
                 "save_weights_only": self._save_weights_only}
 
-    # -- Keras events -------------------------------------------------------------------------------
-
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Create this fit's ``OutputModel`` (on the chief process only), checking the labels first."""
         previous = self._recorder
@@ -147,7 +129,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         if not self._save_weights_only:
             self._check_archivable(model)
         self._recorder = modelyard.TrainingRecorder(framework="keras", task=self._task, project="keras",
-                                          task_name=str(model.name))
+                                                    task_name=str(model.name))
         self._recorder.add_model(name=self._name or str(model.name),
                                  config=run_config(model, self.params, self._settings()),
                                  labels=labels.mapping if labels is not None else None, tags=self._tags)
@@ -158,8 +140,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         try:
             model.get_config()
         except Exception as e:  # Keras raises NotImplementedError; custom get_config() may raise anything
-            why = " ".join(str(e).split())
-            why = why if len(why) <= 240 else why[:240] + "..."
+            why = " ".join(str(e).split())[:240]
             raise InvalidArgumentError(
                 f"Keras cannot write a .keras archive of model {model.name!r} ({type(model).__name__}): "
                 f"get_config() failed with {type(e).__name__}: {why} Implement "
@@ -188,15 +169,9 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._capture(iteration=self._step, logs=logs or {})
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Wait until this fit's checkpoints are stored (unless told not to) and tidy the temporary folders.
-
-        Raises:
-            UploadError: A checkpoint failed to upload (its files are kept; the message says where).
-        """
+        """End the run: wait for its uploads (unless told not to), close a task created for it, tidy up."""
         if self._chief and self._recorder is not None:
             self._recorder.finish(wait=self._wait)
-
-    # -- capturing ----------------------------------------------------------------------------------
 
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
         recorder = self._recorder
@@ -218,8 +193,5 @@ class ModelyardCallback(keras.callbacks.Callback):
             recorder.drop(displaced)
 
     def _optimizer_step(self) -> int | None:
-        optimizer = getattr(self.model, "optimizer", None)
-        iterations = getattr(optimizer, "iterations", None)
-        if iterations is None:
-            return None
-        return int(keras.ops.convert_to_numpy(iterations.value))
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return None if iterations is None else int(keras.ops.convert_to_numpy(iterations.value))

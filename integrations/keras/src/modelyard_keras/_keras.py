@@ -1,10 +1,12 @@
-"""Import Keras 3 once, with errors that say what to install or configure."""
+"""What this integration reads from Keras: the module itself (Keras 3 checked), the process index, the config."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
+import modelyard
 from modelyard import MissingDependencyError
 
 _INSTALL = "install it with `pip install modelyard-keras` (which pulls `keras>=3`)"
@@ -37,10 +39,8 @@ def import_keras() -> Any:
 def process_index(keras: Any) -> int:
     """Return this process's index in a multi-process run (0 for the chief, and for a single process).
 
-    Keras's distribution API (``keras.distribution.initialize``) runs multi-process on the jax backend,
-    where the process id it sets is ``jax.process_index()``. Elsewhere the id Keras documents is the
-    ``KERAS_DISTRIBUTION_PROCESS_ID`` environment variable; on the torch backend an initialized
-    ``torch.distributed`` process group's rank is honoured too.
+    ``jax.process_index()`` on jax (Keras's distribution API), an initialized ``torch.distributed`` rank on
+    torch, else the ``KERAS_DISTRIBUTION_PROCESS_ID`` environment variable Keras documents.
     """
     backend = str(keras.backend.backend())
     if backend == "jax":
@@ -54,3 +54,28 @@ def process_index(keras: Any) -> int:
             return int(torch.distributed.get_rank())
     value = os.environ.get("KERAS_DISTRIBUTION_PROCESS_ID", "").strip()
     return int(value) if value.isdigit() else 0
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` as plain JSON values, never failing: :func:`modelyard.json_safe`, Keras objects as configs."""
+    return modelyard.json_safe(value, fallback=lambda v: import_keras().saving.serialize_keras_object(v))
+
+
+def _guarded(what: str, fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception as e:  # subclassed models may not implement get_config: record why, keep training
+        return {"error": f"{what} failed: {type(e).__name__}: {json_safe(str(e))[:200]}"}
+
+
+def run_config(model: Any, params: Mapping[str, Any] | None, callback: Mapping[str, Any]) -> dict[str, Any]:
+    """Collect what describes a ``fit`` (JSON-safe): Keras, backend, architecture, compile and fit settings."""
+    keras = import_keras()
+    compile_config = _guarded("model.get_compile_config()", model.get_compile_config)
+    if compile_config is None and getattr(model, "optimizer", None) is not None:
+        compile_config = {"optimizer": _guarded("optimizer.get_config()", model.optimizer.get_config)}
+    return dict(json_safe({
+        "framework": "keras", "keras_version": str(keras.__version__), "backend": str(keras.backend.backend()),
+        "model": {"class_name": type(model).__name__, "module": type(model).__module__, "name": str(model.name),
+                  "config": _guarded("model.get_config()", model.get_config)},
+        "compile": compile_config, "fit": dict(params or {}), "callback": dict(callback)}))
