@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._loading import load_model, load_weights
+from ._weights import load_model, load_weights
 
 if TYPE_CHECKING:
     from ._callback import ModelyardCallback

@@ -8,11 +8,10 @@ from typing import Any
 import modelyard
 from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task
 
-from . import _labels
-from ._keras import import_keras, process_index, run_config
+from . import _keras
 from ._weights import ARCHIVE_FILE, WEIGHTS_FILE, save_weights
 
-import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, saying what to do
+_keras.import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, saying what to do
 
 import keras  # noqa: E402 - after the check above
 
@@ -23,11 +22,9 @@ PACKAGE_NAME = "checkpoint"
 class ModelyardCallback(keras.callbacks.Callback):
     """Record ``model.fit`` checkpoints, configuration and labels in the modelyard registry.
 
-    Each ``fit`` gets one ``OutputModel`` (named after the Keras model: architecture, compile and fit settings,
-    labels); each checkpoint is a version holding ``model.safetensors`` and, unless ``save_weights_only``,
-    ``model.keras``. ``iteration`` counts epochs (or batches, with ``save_freq=N``); the metadata holds
-    ``monitor``, ``score`` and ``metrics``; ``last`` and ``best`` follow the newest and best version. Any Keras
-    3 backend, never TensorFlow; only the chief process (process id 0) records.
+    One ``OutputModel`` per ``fit``, named after the Keras model; each checkpoint is a version holding
+    ``model.safetensors`` and, unless ``save_weights_only``, ``model.keras``; ``iteration`` counts epochs (or
+    batches); ``last``/``best`` follow the newest and best version. Only the chief process records.
 
     Args:
         task: The task (default: the current task, else a new one in project ``"keras"``, closed at the end).
@@ -75,7 +72,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._save_freq = save_freq
         self._save_weights_only = bool(save_weights_only)
         self._wait = bool(wait_on_train_end)
-        self._given_labels = _labels.from_arguments(class_names, label_enumeration, dataset)
+        self._given_labels = _keras.labels_from_arguments(class_names, label_enumeration, dataset)
         if save_freq != "epoch":
             # On the instance, not the class: Keras keeps its asynchronous batch dispatch for "epoch" (it turns
             # it off for any callback whose on_train_batch_end is not the default).
@@ -83,7 +80,8 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self._recorder: modelyard.TrainingRecorder | None = None
+        #: The recorder of the current (or last) ``fit``; ``None`` before training, or off-chief.
+        self.recorder: modelyard.TrainingRecorder | None = None
         self._chief = False
         self._ranking.reset()
         self._epoch = 0
@@ -92,14 +90,9 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._since_save = 0
 
     @property
-    def recorder(self) -> modelyard.TrainingRecorder | None:
-        """The recorder of the current (or last) ``fit``; ``None`` before training, or off-chief."""
-        return self._recorder
-
-    @property
     def output_model(self) -> OutputModel | None:
         """The ``OutputModel`` of the current (or last) ``fit``; ``None`` before training, or off-chief."""
-        return self._recorder.models.get(None) if self._recorder is not None else None
+        return self.recorder.models.get(None) if self.recorder is not None else None
 
     @property
     def model_id(self) -> str | None:
@@ -115,24 +108,23 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Create this fit's ``OutputModel`` (on the chief process only), checking the labels first."""
-        previous = self._recorder
-        if previous is not None and not previous.finished:  # the previous fit raised: Keras said nothing
-            previous.finish(RuntimeError("model.fit ended without on_train_end"))
+        if self.recorder is not None and not self.recorder.finished:  # the previous fit raised, unseen here
+            self.recorder.finish(RuntimeError("model.fit ended without on_train_end"))
         self._reset()
-        self._chief = process_index(keras) == 0
+        self._chief = _keras.process_index(keras) == 0
         if not self._chief:
             return
         model = self.model
-        labels = self._given_labels or _labels.from_model(model)
+        labels = self._given_labels or _keras.labels_from_model(model)
         if labels is not None:
-            _labels.check_against_output(labels, model)
+            _keras.check_against_output(labels, model)
         if not self._save_weights_only:
             self._check_archivable(model)
-        self._recorder = modelyard.TrainingRecorder(framework="keras", task=self._task, project="keras",
+        self.recorder = modelyard.TrainingRecorder(framework="keras", task=self._task, project="keras",
                                                     task_name=str(model.name))
-        self._recorder.add_model(name=self._name or str(model.name),
-                                 config=run_config(model, self.params, self._settings()),
-                                 labels=labels.mapping if labels is not None else None, tags=self._tags)
+        self.recorder.add_model(name=self._name or str(model.name), tags=self._tags,
+                                config=_keras.run_config(model, self.params, self._settings()),
+                                labels=labels.mapping if labels is not None else None)
 
     @staticmethod
     def _check_archivable(model: Any) -> None:
@@ -170,11 +162,11 @@ class ModelyardCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """End the run: wait for its uploads (unless told not to), close a task created for it, tidy up."""
-        if self._chief and self._recorder is not None:
-            self._recorder.finish(wait=self._wait)
+        if self._chief and self.recorder is not None:
+            self.recorder.finish(wait=self._wait)
 
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
-        recorder = self._recorder
+        recorder = self.recorder
         assert recorder is not None  # created in on_train_begin on the chief
         record, is_best, score = self._ranking.consider(logs)
         if not record:
