@@ -394,7 +394,7 @@ class TrainingRecorder:
                 if error is not None:
                     self._task.mark_failed()
                 else:
-                    atexit.register(_close_at_exit, self._task)
+                    atexit.register(self._close_at_exit)
             return
         try:
             self.wait()
@@ -406,7 +406,18 @@ class TrainingRecorder:
         finally:
             self._sweep(final=True)
         if self.owns_task and self._task is not None:
-            self._task.close()
+            _complete(self._task)
+
+    def _close_at_exit(self) -> None:
+        """Close an owned task once the exit drain settled the uploads: failed if one of ours failed."""
+        try:
+            states = [v.state for m in self.models.values() for v in m.versions]
+            if self._task is not None and "failed" in states:
+                self._task.mark_failed()
+            elif self._task is not None:
+                _complete(self._task)
+        except Exception:  # noqa: BLE001 - at exit the registry may be gone; the drain reported failures
+            return
 
     def __enter__(self) -> TrainingRecorder:
         return self
@@ -415,11 +426,17 @@ class TrainingRecorder:
         self.finish(exc)
 
 
-def _close_at_exit(task: Task) -> None:
-    try:
-        task.close()  # the uploads drained before atexit handlers run: this marks completed or failed
-    except Exception:  # noqa: BLE001 - at exit the failure was already reported by the exit drain
-        return
+def _complete(task: Task) -> None:
+    """Mark a task completed without :meth:`Task.close`'s wait for every upload of the process.
+
+    The recorder has waited for its own uploads; ``Task.close()`` would also wait for (and fail the task on)
+    other runs' uploads. Core has no public "mark completed" yet, so this sets the status the way
+    ``Task.close`` does and forgets the task as the current one.
+    """
+    task._registry.update_task(task.id, status="completed")
+    with Task._lock:
+        if Task._current is not None and Task._current.id == task.id:
+            Task._current = None
 
 
 @atexit.register
