@@ -19,7 +19,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import _engine, _migrations
-from ._errors import InvalidArgumentError, NotFoundError, RegistryError
+from ._errors import InvalidArgumentError, NotFoundError
+from ._rows import (
+    JSON_COLUMNS,
+    UNSET,
+    ModelRow,
+    StoredObject,
+    TaskLinkRow,
+    TaskRow,
+    Unset,
+    VersionRow,
+)
 from ._schema import (
     ACTIVE_STATES,
     SCHEMA_VERSION,
@@ -35,11 +45,10 @@ from ._schema import (
 )
 from ._settings import registry_url
 
-__all__ = ["ACTIVE_STATES", "SCHEMA_VERSION", "Registry", "destinations", "dumps", "get_registry", "meta",
-           "metadata", "model_tags", "models", "registry_url", "reset_registries", "task_models", "tasks",
-           "text_key", "versions"]
+__all__ = ["ACTIVE_STATES", "SCHEMA_VERSION", "UNSET", "ModelRow", "Registry", "StoredObject", "TaskLinkRow",
+           "TaskRow", "VersionRow", "destinations", "dumps", "get_registry", "meta", "metadata", "model_tags",
+           "models", "registry_url", "reset_registries", "task_models", "tasks", "text_key", "versions"]
 
-JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
 
 
 def _with_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,15 +65,9 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        if out[key] is not None:
-            try:
-                out[key] = json.loads(out[key])
-            except (TypeError, ValueError) as e:
-                raise RegistryError(f"registry column {key!r} holds invalid JSON: {e}") from e
-    return out
+def _given(**fields: Any) -> dict[str, Any]:
+    """Keep the fields that were passed (not `UNSET`)."""
+    return {k: v for k, v in fields.items() if v is not UNSET}
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,28 +130,33 @@ class Registry:
 
     # -- tasks -------------------------------------------------------------------------------------
 
-    def insert_task(self, **fields: Any) -> None:
+    def insert_task(self, *, id: str, project: str, name: str, status: str,
+                    output_uri: str | None = None, tags: Sequence[str] = ()) -> None:
         """Store a new task row."""
         now = time.time()
+        fields = {"id": id, "project": project, "name": name, "status": status, "output_uri": output_uri,
+                  "tags": list(tags), "created": now, "updated": now}
         with self.write() as conn:
-            conn.execute(sa.insert(tasks).values(**_encode(_with_keys({"created": now, "updated": now, **fields}))))
+            conn.execute(sa.insert(tasks).values(**_encode(_with_keys(fields))))
 
-    def update_task(self, task_id: str, **fields: Any) -> None:
-        """Change fields of a task row."""
+    def update_task(self, task_id: str, *, status: str | Unset = UNSET,
+                    output_uri: str | None | Unset = UNSET) -> None:
+        """Change the given fields of a task row."""
+        fields = _given(status=status, output_uri=output_uri)
         with self.write() as conn:
             conn.execute(sa.update(tasks).where(tasks.c.id == task_id)
-                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
+                         .values(**_encode({"updated": time.time(), **fields})))
 
-    def get_task(self, task_id: str) -> dict[str, Any]:
+    def get_task(self, task_id: str) -> TaskRow:
         """Return a task row; `NotFoundError` when absent."""
         with self.read() as conn:
             row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no task with id {task_id!r} in the registry {self.safe_url}")
-        return _decode(row)
+        return TaskRow.from_mapping(row)
 
     def find_tasks(self, project: str | None = None, name: str | None = None,
-                   limit: int | None = None) -> list[dict[str, Any]]:
+                   limit: int | None = None) -> list[TaskRow]:
         """Return task rows, newest first."""
         query = sa.select(tasks).order_by(tasks.c.created.desc(), tasks.c.id)
         if project is not None:
@@ -158,7 +166,7 @@ class Registry:
         if limit is not None:
             query = query.limit(limit)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [TaskRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def link_task_model(self, task_id: str, model_id: str, role: str, name: str | None) -> None:
         """Record that a task uses (``input``) or produced (``output``) a model."""
@@ -180,22 +188,32 @@ class Registry:
         with self.write() as conn:
             conn.execute(upsert)
 
-    def task_model_links(self, task_id: str) -> list[dict[str, Any]]:
+    def task_model_links(self, task_id: str) -> list[TaskLinkRow]:
         """Return the task's model links in the order they were made."""
         with self.read() as conn:
             rows = conn.execute(sa.select(task_models).where(task_models.c.task_id == task_id)
                                 .order_by(task_models.c.created)).mappings()
-            return [dict(r) for r in rows]
+            return [TaskLinkRow.from_mapping(r) for r in rows]
 
     # -- models ------------------------------------------------------------------------------------
 
-    def insert_model(self, **fields: Any) -> None:
+    def insert_model(self, *, id: str, project: str, name: str,
+                     task_id: str | None = None, comment: str = "", framework: str | None = None,
+                     config_text: str | None = None, labels: Mapping[str, int] | None = None,
+                     tags: Sequence[str] = (), system_tags: Sequence[str] = (), published: bool = False,
+                     archived: bool = False, base_model_id: str | None = None, upload_uri: str | None = None,
+                     version_count: int = 0) -> None:
         """Store a new model row and its tag index."""
         now = time.time()
-        fields = _with_keys({"created": now, "updated": now, **fields})
+        fields = {"id": id, "task_id": task_id, "project": project, "name": name, "comment": comment,
+                  "framework": framework, "config_text": config_text,
+                  "labels": dict(labels) if labels is not None else None, "tags": list(tags),
+                  "system_tags": list(system_tags), "published": published, "archived": archived,
+                  "base_model_id": base_model_id, "upload_uri": upload_uri, "version_count": version_count,
+                  "created": now, "updated": now}
         with self.write() as conn:
-            conn.execute(sa.insert(models).values(**_encode(fields)))
-            self._write_tags(conn, fields["id"], fields.get("tags") or [], fields["created"])
+            conn.execute(sa.insert(models).values(**_encode(_with_keys(fields))))
+            self._write_tags(conn, id, fields["tags"], now)
 
     @staticmethod
     def _write_tags(conn: Connection, model_id: str, tags: Iterable[str], created: float | None = None) -> None:
@@ -207,8 +225,21 @@ class Registry:
             conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag_key": text_key(t), "tag": t,
                                                   "created": created} for t in unique])
 
-    def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
-        """Change fields of a model row (and its tag index when ``tags`` changes)."""
+    def update_model(self, model_id: str, *, require_unpublished: bool = False, name: str | Unset = UNSET,
+                     comment: str | Unset = UNSET, framework: str | None | Unset = UNSET,
+                     config_text: str | None | Unset = UNSET, labels: Mapping[str, int] | None | Unset = UNSET,
+                     tags: Sequence[str] | Unset = UNSET, system_tags: Sequence[str] | Unset = UNSET,
+                     published: bool | Unset = UNSET, archived: bool | Unset = UNSET,
+                     upload_uri: str | None | Unset = UNSET) -> None:
+        """Change the given fields of a model row (and its tag index when ``tags`` changes).
+
+        Raises:
+            NotFoundError: With ``require_unpublished``, the model is gone.
+            PublishedModelError: With ``require_unpublished``, the model is published.
+        """
+        fields = _given(name=name, comment=comment, framework=framework, config_text=config_text, labels=labels,
+                        tags=tags, system_tags=system_tags, published=published, archived=archived,
+                        upload_uri=upload_uri)
         with self.write() as conn:
             if require_unpublished:
                 # FOR UPDATE: under PostgreSQL's READ COMMITTED a publish could otherwise land between the
@@ -226,17 +257,17 @@ class Registry:
             if "tags" in fields:
                 self._write_tags(conn, model_id, fields["tags"] or [])
 
-    def get_model(self, model_id: str) -> dict[str, Any]:
+    def get_model(self, model_id: str) -> ModelRow:
         """Return a model row; `NotFoundError` when absent."""
         with self.read() as conn:
             row = conn.execute(sa.select(models).where(models.c.id == model_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
-        return _decode(row)
+        return ModelRow.from_mapping(row)
 
     def query_models(self, project: str | None = None, name: str | None = None,
                      tags: Sequence[str] | None = None, only_published: bool = False,
-                     include_archived: bool = False, max_results: int | None = None) -> list[dict[str, Any]]:
+                     include_archived: bool = False, max_results: int | None = None) -> list[ModelRow]:
         """Return model rows matching every filter, newest first.
 
         A tag starting with ``-`` excludes models carrying that tag. With a required tag, the first one drives
@@ -270,7 +301,7 @@ class Registry:
         if max_results is not None:
             query = query.limit(max_results)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [ModelRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def delete_model(self, model_id: str) -> None:
         """Delete a model row with its versions, tags and task links."""
@@ -282,14 +313,45 @@ class Registry:
 
     # -- versions ----------------------------------------------------------------------------------
 
-    def add_version(self, model_id: str, *, require_unpublished: bool = True,
+    def add_version(self, model_id: str, *, file_name: str, state: str, uri: str | None = None,
+                    iteration: int | None = None, package_format: str | None = None, size: int | None = None,
+                    sha256: str | None = None, error: str | None = None, tags: Sequence[str] = (),
+                    meta: Mapping[str, Any] | None = None, pinned: bool = False,
+                    job: Mapping[str, Any] | None = None, owner: str | None = None, host: str | None = None,
+                    require_unpublished: bool = True,
                     fields_for: Callable[[int], Mapping[str, Any]] | None = None,
-                    model_fields: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+                    model_fields: Mapping[str, Any] | None = None) -> VersionRow:
         """Allocate the model's next version number and store the version row in one transaction.
 
-        ``fields_for`` receives the allocated number and returns fields that depend on it (the object URI);
-        ``model_fields`` are model columns changed in the same transaction.
+        Args:
+            model_id: The model.
+            file_name: The stored file's (or package folder's) name.
+            state: ``pending`` for an upload, ``ready`` for a registered URI.
+            uri: Where the bytes are, unless ``fields_for`` gives it.
+            iteration: The training iteration (0 is a real one).
+            package_format: ``None`` (one file), ``"dir"`` or ``"zip"``.
+            size: Bytes, when known.
+            sha256: Hex digest of the bytes, when known.
+            error: Why it failed.
+            tags: Version tags.
+            meta: JSON-safe metadata.
+            pinned: Protected from retention.
+            job: The upload journal entry (what another process needs to finish the upload).
+            owner: The uploading process (``host|pid|start``).
+            host: The machine whose journal holds the upload.
+            require_unpublished: Refuse a published model.
+            fields_for: Receives the allocated number and returns ``uri`` and ``job``, which depend on it.
+            model_fields: ``system_tags`` and ``comment`` of the model, changed in the same transaction.
+
+        Returns:
+            The version as stored.
+
+        Raises:
+            NotFoundError: No such model.
+            PublishedModelError: The model is published (with ``require_unpublished``).
         """
+        if model_fields and not model_fields.keys() <= {"system_tags", "comment"}:
+            raise ValueError(f"add_version changes only system_tags and comment of a model, not {model_fields}")
         now = time.time()
         with self.write() as conn:
             # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers can
@@ -307,14 +369,32 @@ class Registry:
                 from ._errors import PublishedModelError
 
                 raise PublishedModelError(f"model {model_id} is published; its weights can no longer change")
-            row = {"model_id": model_id, "version": number, "created": now, "updated": now, **fields,
-                   **(fields_for(number) if fields_for else {})}
-            version_id = conn.execute(sa.insert(versions).values(**_encode(row))
-                                      .returning(versions.c.id)).scalar_one()
-        return {**row, "id": version_id}
+            row = {"model_id": model_id, "version": number, "iteration": iteration, "uri": uri,
+                   "file_name": file_name, "package_format": package_format, "size": size, "sha256": sha256,
+                   "state": state, "error": error, "tags": list(tags), "meta": dict(meta or {}),
+                   "pinned": pinned, "job": dict(job) if job is not None else None, "owner": owner, "host": host,
+                   "created": now, "updated": now}
+            if fields_for is not None:
+                late = fields_for(number)
+                if not late.keys() <= {"uri", "job"}:
+                    raise ValueError(f"fields_for returns only uri and job, not {sorted(late)}")
+                row.update(late)
+            stored = conn.execute(sa.insert(versions).values(**_encode(row)).returning(versions)).mappings().one()
+        return VersionRow.from_mapping(stored)
 
-    def update_version(self, version_id: int, *, expect_owner: str | None = None, **fields: Any) -> bool:
-        """Change fields of a version row; with ``expect_owner``, only while that owner still holds it."""
+    def update_version(self, version_id: int, *, expect_owner: str | None = None, state: str | Unset = UNSET,
+                       uri: str | Unset = UNSET, size: int | None | Unset = UNSET,
+                       sha256: str | None | Unset = UNSET, error: str | None | Unset = UNSET,
+                       tags: Sequence[str] | Unset = UNSET, meta: Mapping[str, Any] | Unset = UNSET,
+                       pinned: bool | Unset = UNSET, job: Mapping[str, Any] | None | Unset = UNSET,
+                       owner: str | None | Unset = UNSET) -> bool:
+        """Change the given fields of a version row; with ``expect_owner``, only while that owner holds it.
+
+        Returns:
+            Whether the row was changed (``False``: it is gone, or another owner took it over).
+        """
+        fields = _given(state=state, uri=uri, size=size, sha256=sha256, error=error, tags=tags, meta=meta,
+                        pinned=pinned, job=job, owner=owner)
         query = sa.update(versions).where(versions.c.id == version_id)
         if expect_owner is not None:
             query = query.where(versions.c.owner == expect_owner)
@@ -348,31 +428,29 @@ class Registry:
                                  f"{sha256}, but {row[0]} bytes with sha256 {row[1]} are recorded; it was "
                                  "changed or substituted")
 
-    def get_version(self, version_id: int) -> dict[str, Any]:
+    def get_version(self, version_id: int) -> VersionRow:
         """Return a version row by its row id."""
         with self.read() as conn:
             row = conn.execute(sa.select(versions).where(versions.c.id == version_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no version row {version_id}")
-        return _decode(row)
+        return VersionRow.from_mapping(row)
 
-    def model_versions(self, model_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
+    def model_versions(self, model_id: str) -> list[VersionRow]:
         """Return a model's versions, oldest first."""
         query = sa.select(versions).where(versions.c.model_id == model_id).order_by(versions.c.version)
-        if state is not None:
-            query = query.where(versions.c.state == state)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [VersionRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
-    def latest_ready_version(self, model_id: str) -> dict[str, Any] | None:
+    def latest_ready_version(self, model_id: str) -> VersionRow | None:
         """Return the newest ``ready`` version of a model, or ``None``."""
         query = (sa.select(versions).where((versions.c.model_id == model_id) & (versions.c.state == "ready"))
                  .order_by(versions.c.version.desc()).limit(1))
         with self.read() as conn:
             row = conn.execute(query).mappings().first()
-        return _decode(row) if row else None
+        return VersionRow.from_mapping(row) if row else None
 
-    def find_ready_by_hash(self, model_id: str, sha256: str, size: int) -> dict[str, Any] | None:
+    def find_ready_by_hash(self, model_id: str, sha256: str, size: int) -> VersionRow | None:
         """Return a ready version of the model holding exactly these bytes (for deduplication)."""
         query = (sa.select(versions).where(
             (versions.c.model_id == model_id) & (versions.c.sha256 == sha256) & (versions.c.size == size)
@@ -380,25 +458,24 @@ class Registry:
             .order_by(versions.c.version).limit(1))
         with self.read() as conn:
             row = conn.execute(query).mappings().first()
-        return _decode(row) if row else None
+        return VersionRow.from_mapping(row) if row else None
 
-    def uri_users(self, uri: str) -> list[dict[str, Any]]:
-        """Return (id, model id) of every version not ``failed`` that references an object URI."""
-        query = sa.select(versions.c.id, versions.c.model_id).where(
-            (versions.c.uri == uri) & (versions.c.state != "failed"))
+    def uri_users(self, uri: str) -> list[StoredObject]:
+        """Return every version not ``failed`` that references an object URI."""
+        query = sa.select(*_STORED_OBJECT).where((versions.c.uri == uri) & (versions.c.state != "failed"))
         with self.read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [StoredObject.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def delete_version(self, version_id: int) -> None:
         """Delete a version row."""
         with self.write() as conn:
             conn.execute(sa.delete(versions).where(versions.c.id == version_id))
 
-    def active_versions(self, host: str) -> list[dict[str, Any]]:
+    def active_versions(self, host: str) -> list[VersionRow]:
         """Return this host's journaled versions still ``pending`` or ``uploading``."""
         query = sa.select(versions).where(versions.c.state.in_(ACTIVE_STATES) & (versions.c.host == host))
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query.order_by(versions.c.id)).mappings()]
+            return [VersionRow.from_mapping(r) for r in conn.execute(query.order_by(versions.c.id)).mappings()]
 
     def claim_version(self, version_id: int, old_owner: str | None, new_owner: str) -> bool:
         """Atomically take over a journaled version from a dead owner."""
@@ -409,12 +486,10 @@ class Registry:
         with self.write() as conn:
             return conn.execute(query).rowcount == 1
 
-    def all_version_uris(self) -> list[dict[str, Any]]:
-        """Return (model id, version, uri, size, sha256, state, package format) of every version."""
-        query = sa.select(versions.c.id, versions.c.model_id, versions.c.version, versions.c.uri,
-                          versions.c.size, versions.c.sha256, versions.c.state, versions.c.package_format)
+    def all_version_uris(self) -> list[StoredObject]:
+        """Return what every version says about its stored object (not its journal or metadata: any scale)."""
         with self.read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [StoredObject.from_mapping(r) for r in conn.execute(sa.select(*_STORED_OBJECT)).mappings()]
 
     # -- destinations --------------------------------------------------------------------------------
 
@@ -468,6 +543,9 @@ class Registry:
             raise NotFoundError(f"no model {model_id!r} with task {task_id!r} in the registry {self.safe_url}")
         return _decode(row)
 
+
+#: The columns of a `StoredObject`.
+_STORED_OBJECT = [versions.c[name] for name in StoredObject.__dataclass_fields__]
 
 _lock = threading.Lock()
 _registries: dict[tuple[int, str], Registry] = {}
