@@ -22,6 +22,7 @@ from . import _engine, _migrations
 from ._errors import InvalidArgumentError, NotFoundError
 from ._rows import (
     JSON_COLUMNS,
+    WriteContext,
     UNSET,
     ModelRow,
     StoredObject,
@@ -341,7 +342,8 @@ class Registry:
             host: The machine whose journal holds the upload.
             require_unpublished: Refuse a published model.
             fields_for: Receives the allocated number and returns ``uri`` and ``job``, which depend on it.
-            model_fields: ``system_tags`` and ``comment`` of the model, changed in the same transaction.
+            model_fields: ``system_tags``, ``comment`` and ``upload_uri`` of the model, changed in the same
+                transaction.
 
         Returns:
             The version as stored.
@@ -350,8 +352,9 @@ class Registry:
             NotFoundError: No such model.
             PublishedModelError: The model is published (with ``require_unpublished``).
         """
-        if model_fields and not model_fields.keys() <= {"system_tags", "comment"}:
-            raise ValueError(f"add_version changes only system_tags and comment of a model, not {model_fields}")
+        if model_fields and not model_fields.keys() <= {"system_tags", "comment", "upload_uri"}:
+            raise ValueError("add_version changes only system_tags, comment and upload_uri of a model, not "
+                             f"{model_fields}")
         now = time.time()
         with self.write() as conn:
             # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers can
@@ -520,7 +523,7 @@ class Registry:
 
     # -- write path --
 
-    def write_context(self, model_id: str, task_id: str) -> dict[str, Any]:
+    def write_context(self, model_id: str, task_id: str) -> WriteContext:
         """Return, in one statement, what recording a version of a model under a task needs to know.
 
         Returns:
@@ -541,7 +544,7 @@ class Registry:
             self.get_model(model_id)  # raises the NotFoundError naming what is missing
             self.get_task(task_id)
             raise NotFoundError(f"no model {model_id!r} with task {task_id!r} in the registry {self.safe_url}")
-        return _decode(row)
+        return WriteContext.from_mapping(row)
 
 
 #: The columns of a `StoredObject`.

@@ -166,3 +166,28 @@ class StoredObject(_Row):
     sha256: str | None
     state: str
     package_format: str | None
+
+
+@dataclass(frozen=True, eq=True)
+class WriteContext(_Row):
+    """What recording a version needs to know of its model and task, read in one statement.
+
+    Attributes:
+        name: The model's name.
+        project: The model's project.
+        comment: The model's comment.
+        system_tags: The model's system tags.
+        upload_uri: The model's own destination, if set.
+        published: Whether the model is published (then no version may be added).
+        task_name: The task's name (part of the object key).
+        task_output_uri: The task's destination, if set.
+    """
+
+    name: str
+    project: str
+    comment: str
+    system_tags: list[str]
+    upload_uri: str | None
+    published: bool
+    task_name: str
+    task_output_uri: str | None
