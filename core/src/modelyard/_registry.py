@@ -22,7 +22,6 @@ from . import _engine, _migrations
 from ._errors import InvalidArgumentError, NotFoundError
 from ._rows import (
     JSON_COLUMNS,
-    WriteContext,
     UNSET,
     ModelRow,
     StoredObject,
@@ -30,6 +29,7 @@ from ._rows import (
     TaskRow,
     Unset,
     VersionRow,
+    WriteContext,
 )
 from ._schema import (
     ACTIVE_STATES,
