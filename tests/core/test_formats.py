@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from modelyard._config import config_to_text, text_to_config, validate_config_text
 from modelyard._errors import (
     ConfigError,
     FormatError,
@@ -23,18 +24,9 @@ from modelyard._errors import (
     MissingDependencyError,
     UnsafeFormatError,
 )
-from modelyard._formats import (
-    FORMATS,
-    config_to_text,
-    labels_from_names,
-    load_weights,
-    save_safetensors,
-    sniff_format,
-    text_to_config,
-    validate_config_text,
-    validate_labels,
-    validate_safetensors,
-)
+from modelyard._labels import labels_from_names, validate_labels
+from modelyard._sniff import FORMATS, sniff_format
+from modelyard._weights import load_weights, save_safetensors, validate_safetensors
 
 # ---------------------------------------------------------------------------------------------- I1 config
 

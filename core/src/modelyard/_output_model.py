@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import _plugins, _storage
+from ._config import config_to_text, text_to_config
 from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError
-from ._formats import config_to_text, text_to_config, validate_labels
+from ._labels import validate_labels
 from ._model import PACKAGE_TAG, Model, check_free_text, check_name, config_from_args
 from ._registry import get_registry
 from ._settings import default_storage_uri
@@ -450,7 +451,7 @@ class OutputModel(Model):
                                       file_name=file_name)
             if package_format == "dir":
                 for f in job_files:
-                    f.uri = f"{uri}/{_storage.package_key(f.name)}"
+                    f.uri = _storage.member_uri(uri, f.name)
             else:
                 job_files[0].uri = uri
             job = Job(version_id=0, model_id=self._id, version=number, uri=uri, file_name=file_name,

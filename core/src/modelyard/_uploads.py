@@ -330,7 +330,7 @@ class UploadEngine:
                 entries.append(ManifestEntry(f.name, result.size, result.sha256))
             manifest = Manifest(tuple(entries))
             data = manifest.to_json().encode()
-            self._retrying(lambda: _storage.put_bytes(f"{job.uri.rstrip('/')}/{MANIFEST_NAME}", data))
+            self._retrying(lambda: _storage.put_bytes(_storage.manifest_uri(job.uri), data))
             import hashlib
 
             size, sha = manifest.total_size, hashlib.sha256(data).hexdigest()
@@ -610,8 +610,7 @@ def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> s
         return f"points outside the destinations ({e})"
     if _storage.owning_model(job.uri, destinations) != job.model_id:
         return "points outside its model's own folder"
-    base = job.uri.rstrip("/")
-    expected = [f"{base}/{_storage.package_key(f.name)}" if job.package else job.uri for f in job.files]
+    expected = [_storage.member_uri(job.uri, f.name) if job.package else job.uri for f in job.files]
     if not job.files or (not job.package and len(job.files) != 1) or [f.uri for f in job.files] != expected:
         return "writes objects other than its version's own"
     staging = None

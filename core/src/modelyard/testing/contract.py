@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from modelyard._formats import load_weights, sniff_format
+from modelyard import load_weights, sniff_format
 from modelyard._model import Model
 from modelyard._plugins import get_callback_class
 
