@@ -6,7 +6,7 @@ size and sha256 is *missing* or *corrupt*; a row whose URI lies outside the regi
 destinations that no version references any more is an *orphan* (left by ``modelyard models rm
 --keep-files``, a crash between commit and bookkeeping, or a registry row removed by hand).
 
-Only keys in modelyard's own layout (``<project>/<task>/models/<model id>/<version>/...``) are ever
+Only keys in modelyard's own layout (:mod:`modelyard._storage.layout`, one folder per model version) are ever
 considered orphans, so files a user keeps beside modelyard's under the same bucket or folder are never
 reported or removed. Two registries must not share one destination folder if either runs ``gc``.
 """

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from modelyard._errors import ArchiveError, InvalidArgumentError, short_repr
-from modelyard._files import StrPath, fsync_dir
+from modelyard._files import StrPath, fsync_dir, fsync_file
 from modelyard._member_names import check_names_unique, validate_member_name
 
 __all__ = ["ZipLimits", "ZipMember", "inspect_zip", "safe_extract_zip"]
@@ -263,8 +263,7 @@ def _extract_member(zf: zipfile.ZipFile, member: ZipMember, target: Path) -> Non
         if written != member.file_size:
             raise ArchiveError(f"Member {_short(member.name)} holds {written} bytes, not its declared "
                                f"{member.file_size}.")
-        out.flush()
-        os.fsync(out.fileno())
+    fsync_file(target)  # in the private folder, which is renamed into place only when every member is durable
 
 
 def safe_extract_zip(path: StrPath, dest_dir: StrPath,
