@@ -14,13 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_all_is_pinned_and_sorted() -> None:
     assert modelyard.__all__ == sorted(modelyard.__all__)
     assert modelyard.__all__ == [
-        "ArchiveError", "ConfigError", "DestinationError", "FormatError", "InputModel",
-        "IntegrationImportError", "IntegrityError", "InvalidArgumentError", "LabelError",
-        "MissingDependencyError", "Model", "ModelVersion", "ModelyardError", "NotFoundError", "OutputModel",
-        "PublishedModelError", "RegistryError", "StorageError", "Task", "UnknownIntegrationError",
-        "UnsafeFormatError", "UploadError", "__version__", "available_integrations", "enable_graceful_shutdown",
-        "get_callback_class", "labels_from_names", "load_weights", "save_safetensors", "sniff_format", "sync",
-        "validate_labels",
+        "ArchiveError", "BEST_TAG", "CheckpointRanking", "ConfigError", "DestinationError", "FINAL_TAG",
+        "FormatError", "InputModel", "IntegrationImportError", "IntegrityError", "InvalidArgumentError",
+        "LAST_TAG", "LabelError", "MissingDependencyError", "Model", "ModelVersion", "ModelyardError",
+        "NotFoundError", "OutputModel", "PublishedModelError", "RegisterIntegration", "RegistryError",
+        "StorageError", "Task", "TrainingRecorder", "UnknownIntegrationError", "UnsafeFormatError", "UploadError",
+        "__version__", "available_integrations", "check_labels_fit", "discover_labels", "enable_graceful_shutdown",
+        "get_callback_class", "hookimpl", "json_safe", "labels_from", "labels_from_id2label", "labels_from_names",
+        "load_weights", "pick_version", "save_safetensors", "sniff_format", "sync", "validate_labels",
+        "version_file",
     ]
     for name in modelyard.__all__:
         assert hasattr(modelyard, name), name

@@ -6,14 +6,14 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import _storage
 from ._config import config_to_text, text_to_config, validate_config_text
 from ._errors import InvalidArgumentError, ModelyardError, NotFoundError, PublishedModelError
 from ._labels import validate_labels
 from ._registry import Registry, get_registry
-from ._task import Task, check_tags
+from ._task import Task, check_tags, install_model_class
 from ._uploads import get_engine
 from ._versions import ModelVersion, delete_object_if_unused
 
@@ -30,6 +30,9 @@ class Model:
     Raises:
         ValueError: No model has that id.
     """
+
+    #: The role the model has when connected to a task (``Task.connect``).
+    _task_role: ClassVar[str] = "input"
 
     def __init__(self, model_id: str) -> None:
         if not isinstance(model_id, str) or not model_id:
@@ -469,6 +472,9 @@ class InputModel(Model):
         if create_as_published:
             registry.update_model(model_id, published=True)
         return cls(model_id)
+
+
+install_model_class(Model)
 
 
 def config_from_args(config_text: Any, config_dict: Any) -> str | None:

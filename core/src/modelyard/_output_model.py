@@ -1,4 +1,12 @@
-"""``OutputModel``: the write side of ClearML's model semantics, thin over the registry and the upload engine."""
+"""``OutputModel``: the write side of ClearML's model semantics, thin over the registry and the upload engine.
+
+The write path of one version, in the caller's thread: validate the arguments, read the model and its task
+once (`Registry.write_context`: mutability, destination, object key), run the ``before_upload`` hooks, snapshot
+the files, build the upload :class:`Job` once, then one transaction allocates the version number and inserts
+the row with its journal, and the same job goes to the engine. The engine reports back through `_PluginHooks`,
+an observer this module installs, which turns outcomes into ``after_upload`` / ``on_upload_error`` hook calls
+with the :class:`ModelVersion` built here (never by re-reading the row).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +17,19 @@ import shutil
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import _plugins, _storage
 from ._config import config_to_text, text_to_config
-from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError
+from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError, UploadError
+from ._jobs import Job, JobFile, fingerprint, new_staging_dir
 from ._labels import validate_labels
 from ._model import PACKAGE_TAG, Model, check_free_text, check_name, config_from_args
-from ._registry import get_registry
-from ._settings import default_storage_uri
+from ._settings import default_storage_uri, hostname
 from ._task import Task, check_tags
-from ._uploads import Job, JobFile, fingerprint, get_engine, new_staging_dir
+from ._uploads import get_engine, install_observer, open_registry
 from ._versions import ModelVersion
 
 _PROVENANCE = "source file: "
@@ -64,6 +73,7 @@ class OutputModel(Model):
 
     _default_upload_uri: ClassVar[str | None] = None
     _class_lock: ClassVar[threading.Lock] = threading.Lock()
+    _task_role: ClassVar[str] = "output"
 
     def __init__(self, task: Task | None = None, config_text: str | None = None,
                  config_dict: Mapping[str, Any] | None = None,
@@ -85,7 +95,7 @@ class OutputModel(Model):
             framework = getattr(framework, "name", None) or str(framework)
         check_free_text(framework, "framework")
         self._task = task
-        self._registry = get_registry()
+        self._registry = open_registry()  # resumes this machine's orphaned uploads, once per process
         if config is None or labels is None:
             inherited = task.models["input"]
             if inherited:
@@ -173,8 +183,10 @@ class OutputModel(Model):
         if self.published:
             return
         get_engine().wait(model_id=self._id)
+        plugins = _plugins.get_plugin_manager()
+        plugins.before_publish(self)  # a plugin vetoes by raising: the model stays unpublished
         self._registry.update_model(self._id, published=True)
-        _plugins.call("modelyard_after_publish", model=self)
+        plugins.after_publish(self)
 
     @classmethod
     def set_default_upload_uri(cls, output_uri: str | None) -> None:
@@ -207,14 +219,12 @@ class OutputModel(Model):
         Returns:
             ``True`` once stored.
         """
-        self._check_mutable()
         config = config_from_args(config_text, config_dict)
         self._registry.update_model(self._id, require_unpublished=True, config_text=config)
         return True
 
     def update_labels(self, labels: Mapping[str, int]) -> None:
         """Replace the label enumeration (label name to integer id)."""
-        self._check_mutable()
         self._registry.update_model(self._id, require_unpublished=True, labels=validate_labels(labels))
 
     @classmethod
@@ -235,20 +245,25 @@ class OutputModel(Model):
 
     # -- weights ------------------------------------------------------------------------------------
 
-    def _check_mutable(self) -> dict[str, Any]:
-        row = self._row()
+    def _check_mutable(self, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        row = dict(row) if row is not None else self._row()
         if row["published"]:
             raise PublishedModelError(f"model {self._id} ({row['name']!r}) is published and can no longer "
                                       "change; create a new OutputModel")
         return row
 
-    def _destination(self, upload_uri: str | None, row: Mapping[str, Any], task_row: Mapping[str, Any]) -> str:
+    def _write_context(self) -> dict[str, Any]:
+        """Read the model and its task in one statement; refuse a published model (the only check up front).
+
+        The version's own transaction re-checks ``published`` on the row it locks, at no extra cost.
+        """
+        return self._check_mutable(self._registry.write_context(self._id, self._task.id))
+
+    @staticmethod
+    def _destination(upload_uri: str | None, ctx: Mapping[str, Any]) -> str:
         if upload_uri is not None:
-            destination = _storage.normalize_destination(upload_uri)
-            if destination != row["upload_uri"]:
-                self._registry.update_model(self._id, upload_uri=destination)
-            return destination
-        for candidate in (row["upload_uri"], task_row["output_uri"], OutputModel._default_upload_uri,
+            return _storage.normalize_destination(upload_uri)
+        for candidate in (ctx["upload_uri"], ctx["task_output_uri"], OutputModel._default_upload_uri,
                           os.environ.get("MODELYARD_DEFAULT_OUTPUT_URI")):
             if candidate:
                 return _storage.normalize_destination(candidate)
@@ -300,7 +315,7 @@ class OutputModel(Model):
             ValueError: Both or neither of ``weights_filename``/``register_uri``, a missing file, an unsafe
                 zip package, invalid arguments, or a published model.
         """
-        self._check_mutable()
+        ctx = self._write_context()
         if (weights_filename is None) == (register_uri is None):
             raise InvalidArgumentError("pass exactly one of weights_filename and register_uri")
         iteration = _check_iteration(iteration)
@@ -311,14 +326,13 @@ class OutputModel(Model):
         if target_filename is not None:
             _check_file_name(target_filename)
         if register_uri is not None:
-            return self._register(register_uri, iteration=iteration, is_package=is_package, meta=meta,
+            return self._register(ctx, register_uri, iteration=iteration, is_package=is_package, meta=meta,
                                   vtags=vtags)
         path = Path(os.fspath(weights_filename))  # type: ignore[arg-type]
         if path.is_dir():
-            return self.add_package_version(weights_path=str(path), upload_uri=upload_uri,
-                                               target_filename=target_filename,
-                                               auto_delete_file=auto_delete_file, iteration=iteration,
-                                               metadata=meta, version_tags=vtags, snapshot=snapshot)
+            return self._add_package(ctx, weights_path=str(path), upload_uri=upload_uri,
+                                     target_filename=target_filename, auto_delete_file=auto_delete_file,
+                                     iteration=iteration, metadata=meta, version_tags=vtags, snapshot=snapshot)
         if not path.is_file():
             raise InvalidArgumentError(f"weights file {str(path)!r} does not exist or is not a regular file")
         if is_package:
@@ -327,7 +341,7 @@ class OutputModel(Model):
             inspect_zip(path)  # unsafe archives are refused now, in the caller's thread
         file_name = target_filename or path.name
         return self._record(
-            [(str(path), file_name)], file_name=file_name, package_format="zip" if is_package else None,
+            ctx, [(str(path), file_name)], file_name=file_name, package_format="zip" if is_package else None,
             upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration, meta=meta, vtags=vtags,
             snapshot=snapshot, provenance=path.name if update_comment else None)
 
@@ -371,9 +385,18 @@ class OutputModel(Model):
         Returns:
             The version as recorded (``pending``); its ``uri`` is the folder the package will have.
         """
+        return self._add_package(self._write_context(), weights_filenames, weights_path, upload_uri,
+                                 target_filename, auto_delete_file, iteration, metadata=metadata,
+                                 version_tags=version_tags, snapshot=snapshot, exclude=exclude)
+
+    def _add_package(self, ctx: Mapping[str, Any], weights_filenames: Sequence[str] | None = None,
+                     weights_path: str | None = None, upload_uri: str | None = None,
+                     target_filename: str | None = None, auto_delete_file: bool = True,
+                     iteration: int | None = None, *, metadata: Mapping[str, Any] | None = None,
+                     version_tags: Sequence[str] | None = None, snapshot: str = "auto",
+                     exclude: Sequence[str] | None = None) -> ModelVersion:
         from ._packages import collect_package_files
 
-        self._check_mutable()
         iteration = _check_iteration(iteration)
         meta = _check_metadata(metadata)
         vtags = check_tags(version_tags, "version_tags")
@@ -389,16 +412,16 @@ class OutputModel(Model):
         if target_filename is not None:
             _check_file_name(target_filename)
         name = target_filename or (Path(weights_path).name if weights_path else "package")
-        return self._record([(str(p), rel) for rel, p in files], file_name=name, package_format="dir",
+        return self._record(ctx, [(str(p), rel) for rel, p in files], file_name=name, package_format="dir",
                             upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration,
                             meta=meta, vtags=vtags, snapshot=snapshot, provenance=None)
 
-    def _register(self, uri: str, *, iteration: int | None, is_package: bool, meta: dict[str, Any],
-                  vtags: list[str]) -> ModelVersion:
+    def _register(self, ctx: Mapping[str, Any], uri: str, *, iteration: int | None, is_package: bool,
+                  meta: dict[str, Any], vtags: list[str]) -> ModelVersion:
         normalized = _storage.normalize_destination(uri)
         self._registry.record_destination(normalized)
         file_name = normalized.rstrip("/").rsplit("/", 1)[-1] or "weights"
-        system_tags = self._row()["system_tags"] or []
+        system_tags = ctx["system_tags"] or []
         model_fields = {"system_tags": [*system_tags, PACKAGE_TAG]} if is_package and PACKAGE_TAG not in \
             system_tags else {}
         row = self._registry.add_version(
@@ -408,19 +431,15 @@ class OutputModel(Model):
             model_fields=model_fields)
         return ModelVersion.from_row(row)
 
-    def _record(self, sources: list[tuple[str, str]], *, file_name: str, package_format: str | None,
-                upload_uri: str | None, auto_delete: bool, iteration: int | None, meta: dict[str, Any],
-                vtags: list[str], snapshot: str, provenance: str | None) -> ModelVersion:
-        row = self._check_mutable()
-        task_row = self._registry.get_task(self._task.id)
-        destination = self._destination(upload_uri, row, task_row)
+    def _record(self, ctx: Mapping[str, Any], sources: list[tuple[str, str]], *, file_name: str,
+                package_format: str | None, upload_uri: str | None, auto_delete: bool, iteration: int | None,
+                meta: dict[str, Any], vtags: list[str], snapshot: str, provenance: str | None) -> ModelVersion:
+        destination = self._destination(upload_uri, ctx)
         protocol, _ = _storage.split_uri(destination)
         _storage.filesystem(protocol)  # a missing fsspec implementation fails here, not in a worker
-        _plugins.call("modelyard_before_version_upload", model=self, file_name=file_name,
-                      iteration=iteration, metadata=meta)
-        self._registry.record_destination(destination)
+        _plugins.get_plugin_manager().before_upload(self, file_name, iteration, dict(meta))  # may veto by raising
+        self._registry.record_destination(destination)  # a set lookup once this process recorded it
         engine = get_engine()
-        engine.resume(self._registry)
         staging = new_staging_dir()
         mode = snapshot if snapshot != "auto" else ("link" if auto_delete else "copy")
         job_files: list[JobFile] = []
@@ -445,60 +464,75 @@ class OutputModel(Model):
         except OSError as e:
             shutil.rmtree(staging, ignore_errors=True)
             raise InvalidArgumentError(f"cannot snapshot {sources[len(job_files)][0]!r}: {e}") from e
-        def fields_for(number: int) -> dict[str, Any]:
-            uri = _storage.object_uri(destination, project=row["project"], task_name=task_row["name"],
-                                      task_id=task_row["id"], model_id=self._id, version=number,
-                                      file_name=file_name)
-            if package_format == "dir":
-                for f in job_files:
-                    f.uri = _storage.member_uri(uri, f.name)
-            else:
-                job_files[0].uri = uri
-            job = Job(version_id=0, model_id=self._id, version=number, uri=uri, file_name=file_name,
-                      files=job_files, package=package_format == "dir",
-                      move=movable, delete_after=delete_after,
-                      staging=staging, registry_url=self._registry.url)
-            return {"uri": uri, "job": _json_obj(job)}
+        # Built once: its journal goes into the version row, the object itself to the engine.
+        job = Job(version_id=0, model_id=self._id, version=0, uri="", file_name=file_name, files=job_files,
+                  package=package_format == "dir", move=movable, delete_after=delete_after, staging=staging,
+                  registry_url=self._registry.url)
 
+        def fields_for(number: int) -> dict[str, Any]:
+            # Called inside the version's transaction with the number it allocated.
+            job.version = number
+            job.uri = _storage.object_uri(destination, project=ctx["project"], task_name=ctx["task_name"],
+                                          task_id=self._task.id, model_id=self._id, version=number,
+                                          file_name=file_name)
+            if job.package:
+                for f in job_files:
+                    f.uri = _storage.member_uri(job.uri, f.name)
+            else:
+                job_files[0].uri = job.uri
+            return {"uri": job.uri, "job": job.journal()}
+
+        # Model changes ride in the version's own transaction: no extra round trip, never one without the other.
         model_fields: dict[str, Any] = {}
-        if package_format is not None and PACKAGE_TAG not in (row["system_tags"] or []):
-            # Recorded in the version's own transaction: no extra round trip, never a tag without a version.
-            model_fields["system_tags"] = [*(row["system_tags"] or []), PACKAGE_TAG]
+        if upload_uri is not None and destination != ctx["upload_uri"]:
+            model_fields["upload_uri"] = destination  # remembered for this model's later calls
+        if package_format is not None and PACKAGE_TAG not in (ctx["system_tags"] or []):
+            model_fields["system_tags"] = [*(ctx["system_tags"] or []), PACKAGE_TAG]
         if provenance is not None:
             # Provenance replaces its own line, so the comment never grows with every call.
-            lines = [line for line in (row["comment"] or "").splitlines() if not line.startswith(_PROVENANCE)]
+            lines = [line for line in (ctx["comment"] or "").splitlines() if not line.startswith(_PROVENANCE)]
             model_fields["comment"] = "\n".join([*lines, _PROVENANCE + provenance])
         try:
-            version_row = self._registry.add_version(
+            row = self._registry.add_version(
                 self._id, iteration=iteration, file_name=file_name, package_format=package_format, size=None,
                 sha256=None, state="pending", tags=vtags, meta=meta, pinned=False, owner=engine.owner,
-                host=_host(), fields_for=fields_for, model_fields=model_fields)
+                host=hostname(), fields_for=fields_for, model_fields=model_fields)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        job = Job.from_json(_json_text(version_row["job"]))
-        job.version_id = version_row["id"]
-        job.registry_url = self._registry.url
+        version = ModelVersion.from_row(row)
+        job.version_id = row["id"]
+        job.context = version
         engine.submit(job)
-        return ModelVersion.from_row(version_row)
+        return version
 
 
-def _json_obj(job: Job) -> Any:
-    import json
+class _PluginHooks:
+    """The upload engine's observer: turns settled jobs into plugin hook calls, in the worker thread."""
 
-    return json.loads(job.to_json())
+    def upload_ready(self, job: Job, uri: str, size: int, sha256: str) -> None:
+        version = _settled(job, state="ready", uri=uri, size=size, sha256=sha256, error=None)
+        _plugins.get_plugin_manager().after_upload(version)
+
+    def upload_failed(self, job: Job, error: UploadError) -> None:
+        version = _settled(job, state="failed", error=error.cause)
+        _plugins.get_plugin_manager().on_upload_error(version, error)
 
 
-def _json_text(obj: Any) -> str:
-    import json
+def _settled(job: Job, **changes: Any) -> ModelVersion:
+    """Describe a settled job's version from what is already known: the version recorded, or the journal row."""
+    if isinstance(job.context, ModelVersion):
+        return replace(job.context, **changes)
+    if isinstance(job.context, Mapping):  # resumed from the journal of a process that died
+        return ModelVersion.from_row({**job.context, **changes})
+    return ModelVersion.from_row({  # submitted without a context (tests): what the job itself knows
+        "model_id": job.model_id, "version": job.version, "iteration": None, "uri": job.uri,
+        "file_name": job.file_name, "size": None, "sha256": None, "state": "pending", "error": None,
+        "created": 0.0, "package_format": "dir" if job.package else None, "tags": [], "meta": {},
+        "pinned": False, **changes})
 
-    return obj if isinstance(obj, str) else json.dumps(obj)
 
-
-def _host() -> str:
-    from ._settings import hostname
-
-    return hostname()
+install_observer(_PluginHooks())
 
 
 def _check_file_name(name: Any) -> None:

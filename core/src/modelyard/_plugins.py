@@ -1,4 +1,4 @@
-"""A typed facade over pluggy: lazy entry-point discovery, integrations registry, hook calls."""
+"""A typed facade over pluggy: lazy entry-point discovery, the integrations registry, one method per hook."""
 
 from __future__ import annotations
 
@@ -6,17 +6,22 @@ import importlib
 import threading
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from ._errors import IntegrationImportError, InvalidArgumentError, UnknownIntegrationError
-from ._settings import disabled_plugins
+from ._settings import ENV_DISABLE_PLUGINS, disabled_plugins
 
-#: Integrations shipped by the modelyard project, for "install this" hints.
-KNOWN_PACKAGES = {"lightning": "modelyard-lightning", "pytorch_lightning": "modelyard-lightning[pytorch-lightning]",
-                  "keras": "modelyard-keras", "transformers": "modelyard-transformers"}
+if TYPE_CHECKING:
+    from ._errors import UploadError
+    from ._model import Model
+    from ._output_model import OutputModel
+    from ._versions import ModelVersion
+
+#: Where the integrations are listed, for "not installed" messages (core keeps no list of its own).
+INTEGRATIONS_DOCS = "the Plugins section of docs/api.md in the modelyard documentation"
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Integration:
 
 
 class PluginManager:
-    """Owns one pluggy manager; loads entry points on first use.
+    """Owns one pluggy manager; discovers entry points on first use; one typed method per hook.
 
     Args:
         manager: A pluggy manager to use (tests inject a fresh one).
@@ -48,8 +53,8 @@ class PluginManager:
 
     def __init__(self, manager: pluggy.PluginManager | None = None, *, load_entry_points: bool = True) -> None:
         self._pm = manager or pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs.IntegrationSpec)
-        self._pm.add_hookspecs(hookspecs.LifecycleSpec)
+        for spec in (hookspecs.IntegrationSpec, hookspecs.UploadSpec, hookspecs.PublishSpec):
+            self._pm.add_hookspecs(spec)
         self._load_entry_points = load_entry_points
         self._loaded = False
         self._lock = threading.RLock()
@@ -62,7 +67,12 @@ class PluginManager:
         return self._pm
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object directly (tests, or applications without entry points)."""
+        """Register a plugin object directly (tests, or applications without entry points).
+
+        Raises:
+            pluggy.PluginValidationError: The plugin implements a hook that does not exist, or with
+                arguments the hook does not have.
+        """
         with self._lock:
             self._pm.register(plugin, name=name)
             self._pm.check_pending()
@@ -95,8 +105,10 @@ class PluginManager:
             except Exception as e:
                 raise IntegrationImportError(
                     f"the modelyard plugin {ep.name!r} ({ep.value}) failed to import: {e}. Reinstall or "
-                    f"uninstall it, or set MODELYARD_DISABLE_PLUGINS={ep.name} to run without it.") from e
+                    f"uninstall it, or set {ENV_DISABLE_PLUGINS}={ep.name} to run without it.") from e
             self._pm.register(plugin, name=ep.name)
+
+    # -- integrations ---------------------------------------------------------------------------------
 
     def integrations(self) -> dict[str, Integration]:
         """Return the registered integrations by name."""
@@ -105,32 +117,27 @@ class PluginManager:
             if self._integrations is None:
                 found: dict[str, Integration] = {}
                 for impl in self._pm.hook.modelyard_register_integrations.get_hookimpls():
-                    plugin_name = self._pm.get_name(impl.plugin)
-
-                    def register(name: str, callback: str, *, framework: str | None = None,
-                                 package: str | None = None, _plugin: str | None = plugin_name) -> None:
-                        if not isinstance(name, str) or not name or not isinstance(callback, str) \
-                                or ":" not in callback:
-                            raise InvalidArgumentError(
-                                f"plugin {_plugin!r} registered an integration as ({name!r}, {callback!r}); "
-                                "expected a name and a 'module:Class' string")
-                        if name in disabled_plugins():
-                            return
-                        found[name] = Integration(name, callback, framework, package, _plugin)
-
-                    impl.function(register=register)
+                    impl.function(register=_Registrar(found, self._pm.get_name(impl.plugin)))
                 self._integrations = found
             return dict(self._integrations)
 
     def callback_class(self, name: str) -> type:
-        """Import and return an integration's callback class."""
+        """Import and return an integration's callback class.
+
+        Raises:
+            UnknownIntegrationError: No enabled integration has that name (lists the installed ones).
+            IntegrationImportError: The integration or its framework failed to import (chained).
+        """
         integrations = self.integrations()
         if name not in integrations:
             installed = ", ".join(sorted(integrations)) or "none"
-            package = KNOWN_PACKAGES.get(name)
-            hint = f" Install it with `pip install {package}`." if package else ""
+            disabled = (f" {ENV_DISABLE_PLUGINS} switches it off: remove {name!r} from it to use it."
+                        if name in disabled_plugins() else "")
+            # Core keeps no list of integration packages: the project's own follow one naming rule.
             raise UnknownIntegrationError(
-                f"no modelyard integration named {name!r} is installed (installed: {installed}).{hint}")
+                f"no modelyard integration named {name!r} is installed (installed: {installed}).{disabled} "
+                f"Integrations are separate distributions; the modelyard project's own are named "
+                f"modelyard-<framework> (`pip install modelyard-{name}`), see {INTEGRATIONS_DOCS}.")
         integration = integrations[name]
         module_name, _, attr = integration.callback.partition(":")
         try:
@@ -151,10 +158,51 @@ class PluginManager:
             raise IntegrationImportError(f"{integration.callback} is not a class")
         return obj
 
-    def call(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a lifecycle hook on every plugin that implements it."""
+    # -- lifecycle hooks: one typed method each (hookspecs.py documents them) ------------------------------
+
+    @property
+    def _hook(self) -> Any:
         self._ensure_loaded()
-        return list(getattr(self._pm.hook, hook_name)(**kwargs))
+        return self._pm.hook
+
+    def before_upload(self, model: OutputModel, file_name: str, iteration: int | None,
+                      metadata: dict[str, Any]) -> None:
+        """Call ``modelyard_before_upload``; an exception a plugin raises propagates (the veto)."""
+        self._hook.modelyard_before_upload(model=model, file_name=file_name, iteration=iteration,
+                                           metadata=metadata)
+
+    def after_upload(self, version: ModelVersion) -> None:
+        """Call ``modelyard_after_upload``."""
+        self._hook.modelyard_after_upload(version=version)
+
+    def on_upload_error(self, version: ModelVersion, error: UploadError) -> None:
+        """Call ``modelyard_on_upload_error``."""
+        self._hook.modelyard_on_upload_error(version=version, error=error)
+
+    def before_publish(self, model: Model) -> None:
+        """Call ``modelyard_before_publish``; an exception a plugin raises propagates (the veto)."""
+        self._hook.modelyard_before_publish(model=model)
+
+    def after_publish(self, model: Model) -> None:
+        """Call ``modelyard_after_publish``."""
+        self._hook.modelyard_after_publish(model=model)
+
+
+class _Registrar:
+    """The ``register`` callable handed to one plugin's ``modelyard_register_integrations``."""
+
+    def __init__(self, found: dict[str, Integration], plugin: str | None) -> None:
+        self._found = found
+        self._plugin = plugin
+
+    def __call__(self, name: str, callback: str, *, framework: str | None = None,
+                 package: str | None = None) -> None:
+        if not isinstance(name, str) or not name or not isinstance(callback, str) or ":" not in callback:
+            raise InvalidArgumentError(
+                f"plugin {self._plugin!r} registered an integration as ({name!r}, {callback!r}); expected a "
+                "name and a 'module:Class' string")
+        if name not in disabled_plugins():
+            self._found[name] = Integration(name, callback, framework, package, self._plugin)
 
 
 _manager_lock = threading.Lock()
@@ -176,11 +224,6 @@ def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
     with _manager_lock:
         previous, _manager = _manager, manager
     return previous
-
-
-def call(hook_name: str, **kwargs: Any) -> list[Any]:
-    """Call a lifecycle hook through the process's plugin manager."""
-    return get_plugin_manager().call(hook_name, **kwargs)
 
 
 def available_integrations() -> dict[str, str]:

@@ -1,16 +1,12 @@
-"""The metadata store: schema, transactions and queries on SQLAlchemy Core (SQLite and PostgreSQL).
+"""The metadata store: transactions and queries on SQLAlchemy Core (SQLite and PostgreSQL).
 
-Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate URIs and names
-before they touch storage. Writes on SQLite run in ``BEGIN IMMEDIATE`` transactions with a busy timeout,
-because deferred transactions fail with "database is locked" as soon as a few processes write at once.
-
-Names, projects and tags are free text of any length, but a PostgreSQL b-tree row holds at most ~2.7 kB, so they
-are indexed through fixed-size digests (``*_key`` columns, see `text_key`) and compared in full.
+The tables are in `modelyard._schema`, their creation and migration in `modelyard._migrations`, connections in
+`modelyard._engine`. Every field read back from here is untrusted (RELIABILITY.md invariant 1): callers validate
+URIs and names before they touch storage.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,156 +16,39 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from ._errors import InvalidArgumentError, NotFoundError, RegistryError
+from . import _engine, _migrations
+from ._errors import InvalidArgumentError, NotFoundError
+from ._rows import (
+    JSON_COLUMNS,
+    UNSET,
+    ModelRow,
+    StoredObject,
+    TaskLinkRow,
+    TaskRow,
+    Unset,
+    VersionRow,
+)
+from ._schema import (
+    ACTIVE_STATES,
+    SCHEMA_VERSION,
+    destinations,
+    meta,
+    metadata,
+    model_tags,
+    models,
+    task_models,
+    tasks,
+    text_key,
+    versions,
+)
 from ._settings import registry_url
 
-#: Bump when the schema changes, and add a step to ``_MIGRATIONS``.
-SCHEMA_VERSION = 2
+__all__ = ["ACTIVE_STATES", "SCHEMA_VERSION", "UNSET", "ModelRow", "Registry", "StoredObject", "TaskLinkRow",
+           "TaskRow", "VersionRow", "destinations", "dumps", "get_registry", "meta", "metadata", "model_tags",
+           "models", "registry_url", "reset_registries", "task_models", "tasks", "text_key", "versions"]
 
-metadata = sa.MetaData()
-
-meta = sa.Table(
-    "modelyard_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-tasks = sa.Table(
-    "tasks",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("output_uri", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("project_key", sa.String(32)),
-    sa.Column("name_key", sa.String(32)),
-    sa.Index("ix_tasks_project_name_key", "project_key", "name_key", "created"),
-)
-
-models = sa.Table(
-    "models",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("task_id", sa.String(32)),
-    sa.Column("project", sa.Text, nullable=False),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("comment", sa.Text, nullable=False, default=""),
-    sa.Column("framework", sa.Text),
-    sa.Column("config_text", sa.Text),
-    sa.Column("labels", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("system_tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("published", sa.Boolean, nullable=False, default=False),
-    sa.Column("archived", sa.Boolean, nullable=False, default=False),
-    sa.Column("base_model_id", sa.String(32)),
-    sa.Column("upload_uri", sa.Text),
-    sa.Column("version_count", sa.Integer, nullable=False, default=0),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.Column("project_key", sa.String(32)),
-    sa.Column("name_key", sa.String(32)),
-    # Newest-first listings (ORDER BY created DESC, id DESC LIMIT n) read these backwards and stop after n
-    # rows; benchmarks/bench_query_scale.py measures them at 100,000 models.
-    sa.Index("ix_models_created_id", "created", "id"),
-    sa.Index("ix_models_project_key_created", "project_key", "created", "id"),
-    sa.Index("ix_models_name_key_created", "name_key", "created", "id"),
-    sa.Index("ix_models_task", "task_id"),
-)
-
-model_tags = sa.Table(
-    "model_tags",
-    metadata,
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("tag_key", sa.String(32), primary_key=True),
-    sa.Column("tag", sa.Text, nullable=False),
-    # The model's creation time (never changes), copied here so that "newest models with tag t" reads this
-    # index backwards and stops after n rows, whether t is on half the models or on a handful.
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Index("ix_model_tags_key_created", "tag_key", "created", "model_id"),
-)
-
-versions = sa.Table(
-    "versions",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("iteration", sa.BigInteger),
-    sa.Column("uri", sa.Text, nullable=False),
-    sa.Column("file_name", sa.Text, nullable=False),
-    # None for a single file, "dir" for a manifest package, "zip" for a user-supplied zip package.
-    sa.Column("package_format", sa.String(8)),
-    sa.Column("size", sa.BigInteger),
-    sa.Column("sha256", sa.String(64)),
-    sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("error", sa.Text),
-    sa.Column("tags", sa.Text, nullable=False, default="[]"),
-    sa.Column("meta", sa.Text, nullable=False, default="{}"),
-    sa.Column("pinned", sa.Boolean, nullable=False, default=False),
-    # The journal: what a later process needs to finish or fail this upload.
-    sa.Column("job", sa.Text),
-    sa.Column("owner", sa.Text),
-    sa.Column("host", sa.Text),
-    sa.Column("created", sa.Float, nullable=False),
-    sa.Column("updated", sa.Float, nullable=False),
-    sa.UniqueConstraint("model_id", "version", name="uq_versions_model_version"),
-    sa.Index("ix_versions_state_host", "state", "host"),
-    sa.Index("ix_versions_sha", "model_id", "sha256"),
-    sa.Index("ix_versions_uri", "uri"),
-)
-
-task_models = sa.Table(
-    "task_models",
-    metadata,
-    sa.Column("task_id", sa.String(32), sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("model_id", sa.String(32), sa.ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("role", sa.String(8), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("created", sa.Float, nullable=False),
-)
-
-destinations = sa.Table(
-    "destinations",
-    metadata,
-    # Every destination root and registered URI this registry wrote; stored URIs are confined to these.
-    sa.Column("uri", sa.Text, primary_key=True),
-    sa.Column("created", sa.Float, nullable=False),
-)
-
-# PostgreSQL's planner takes `key = k AND text = t` for two independent filters and underestimates the rows
-# a name, project or tag matches by orders of magnitude (then it joins and sorts all of them instead of
-# reading the newest through the index). Functional-dependency statistics tell it the key determines the text.
-_KEY_STATISTICS = {
-    tasks: [("st_tasks_project_key", "project_key, project"), ("st_tasks_name_key", "name_key, name")],
-    models: [("st_models_project_key", "project_key, project"), ("st_models_name_key", "name_key, name")],
-    model_tags: [("st_model_tags_tag_key", "tag_key, tag")],
-}
-
-
-def _key_statistics_ddl(table: sa.Table) -> list[sa.DDL]:
-    return [sa.DDL(f"CREATE STATISTICS IF NOT EXISTS {name} (dependencies) ON {columns} FROM {table.name}")
-            for name, columns in _KEY_STATISTICS[table]]
-
-
-for _table in _KEY_STATISTICS:
-    for _ddl in _key_statistics_ddl(_table):
-        sa.event.listen(_table, "after_create", _ddl.execute_if(dialect="postgresql"))
-
-ACTIVE_STATES = ("pending", "uploading")
-
-JSON_COLUMNS = {"tags", "system_tags", "labels", "meta", "job"}
-
-
-def text_key(value: str) -> str:
-    """Return the fixed-size index key of a name, project or tag (128 bits of its sha256, in hex)."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _with_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,15 +65,9 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
-def _decode(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    for key in JSON_COLUMNS & out.keys():
-        if out[key] is not None:
-            try:
-                out[key] = json.loads(out[key])
-            except (TypeError, ValueError) as e:
-                raise RegistryError(f"registry column {key!r} holds invalid JSON: {e}") from e
-    return out
+def _given(**fields: Any) -> dict[str, Any]:
+    """Keep the fields that were passed (not `UNSET`)."""
+    return {k: v for k, v in fields.items() if v is not UNSET}
 
 
 def _encode(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,141 +88,75 @@ class Registry:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        self.engine = self._make_engine(url)
-        self._ensure_schema()
+        self.is_sqlite = _engine.is_sqlite(url)
+        self.engine = _engine.make_engine(url)
+        try:
+            _migrations.ensure_schema(self.engine)
+        except BaseException:
+            self.engine.dispose()  # this handle is never cached: close its connections now
+            raise
 
     # -- connections -------------------------------------------------------------------------------
-
-    def _make_engine(self, url: str) -> Engine:
-        if not self.is_sqlite:
-            try:
-                return sa.create_engine(url, pool_pre_ping=True, future=True)
-            except ModuleNotFoundError as e:
-                raise RegistryError(
-                    f"the registry URL {sa.engine.make_url(url).render_as_string(hide_password=True)} needs a "
-                    f"database driver that is not installed ({e.name}); for PostgreSQL run "
-                    "`pip install 'modelyard[postgres]'`"
-                ) from e
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            # Take transaction control from the driver so that BEGIN IMMEDIATE below is what runs.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            mode = "DEFERRED" if conn.get_execution_options().get("modelyard_read") else "IMMEDIATE"
-            conn.exec_driver_sql(f"BEGIN {mode}")
-
-        return engine
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """Open a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
-        with self.engine.connect() as conn, conn.begin():
+        with _engine.write(self.engine) as conn:
             yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """Open a read-only transaction."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(modelyard_read=True)
-            with conn.begin():
-                yield conn
+        with _engine.read(self.engine) as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
 
-    # -- schema ------------------------------------------------------------------------------------
-
-    def _lock_schema(self, conn: Connection) -> None:
-        """Serialise schema creation and migration between processes (SQLite: BEGIN IMMEDIATE already does)."""
-        if not self.is_sqlite:
-            # Without it, jobs that open a fresh PostgreSQL database at once race in CREATE TABLE and fail
-            # with DuplicateTable; the lock is released when the transaction ends.
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_ID)))
-
-    def _ensure_schema(self) -> None:
-        try:
-            with self.write() as conn:
-                self._lock_schema(conn)
-                metadata.create_all(conn, checkfirst=True)
-                row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-                if row is None:
-                    conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
-                    return
-                found = int(row[0])
-        except sa.exc.IntegrityError:
-            # Another process created the schema between our check and insert; it is ours to use.
-            return self._ensure_schema()
-        except sa.exc.OperationalError as e:
-            raise RegistryError(f"cannot open the registry at {self.safe_url}: {e.orig}") from e
-        if found > SCHEMA_VERSION:
-            raise RegistryError(
-                f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
-                f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`"
-            )
-        if found < SCHEMA_VERSION:
-            self.migrate()
-
     def migrate(self) -> int:
-        """Bring the schema to ``SCHEMA_VERSION``; return the version it is at afterwards."""
-        with self.write() as conn:
-            self._lock_schema(conn)
-            metadata.create_all(conn, checkfirst=True)
-            row = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first()
-            found = int(row[0]) if row else 0
-            if found > SCHEMA_VERSION:
-                raise RegistryError(
-                    f"the registry at {self.safe_url} has schema version {found}, newer than this modelyard "
-                    f"understands ({SCHEMA_VERSION}); upgrade with `pip install -U modelyard`")
-            for step in range(found + 1, SCHEMA_VERSION + 1):
-                _MIGRATIONS[step](conn)
-            conn.execute(sa.delete(meta).where(meta.c.key == "schema_version"))
-            conn.execute(sa.insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        """Bring the schema to this release's revision; return the schema version it is at afterwards.
+
+        Raises:
+            RegistryError: A newer modelyard wrote the registry.
+        """
+        _migrations.upgrade_engine(self.engine)
         return SCHEMA_VERSION
 
     @property
     def safe_url(self) -> str:
         """The registry URL with any password hidden."""
-        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+        return _engine.safe_url(self.url)
 
     # -- tasks -------------------------------------------------------------------------------------
 
-    def insert_task(self, **fields: Any) -> None:
+    def insert_task(self, *, id: str, project: str, name: str, status: str,
+                    output_uri: str | None = None, tags: Sequence[str] = ()) -> None:
         """Store a new task row."""
         now = time.time()
+        fields = {"id": id, "project": project, "name": name, "status": status, "output_uri": output_uri,
+                  "tags": list(tags), "created": now, "updated": now}
         with self.write() as conn:
-            conn.execute(sa.insert(tasks).values(**_encode(_with_keys({"created": now, "updated": now, **fields}))))
+            conn.execute(sa.insert(tasks).values(**_encode(_with_keys(fields))))
 
-    def update_task(self, task_id: str, **fields: Any) -> None:
-        """Change fields of a task row."""
+    def update_task(self, task_id: str, *, status: str | Unset = UNSET,
+                    output_uri: str | None | Unset = UNSET) -> None:
+        """Change the given fields of a task row."""
+        fields = _given(status=status, output_uri=output_uri)
         with self.write() as conn:
             conn.execute(sa.update(tasks).where(tasks.c.id == task_id)
-                         .values(**_encode(_with_keys({"updated": time.time(), **fields}))))
+                         .values(**_encode({"updated": time.time(), **fields})))
 
-    def get_task(self, task_id: str) -> dict[str, Any]:
+    def get_task(self, task_id: str) -> TaskRow:
         """Return a task row; `NotFoundError` when absent."""
         with self.read() as conn:
             row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no task with id {task_id!r} in the registry {self.safe_url}")
-        return _decode(row)
+        return TaskRow.from_mapping(row)
 
     def find_tasks(self, project: str | None = None, name: str | None = None,
-                   limit: int | None = None) -> list[dict[str, Any]]:
+                   limit: int | None = None) -> list[TaskRow]:
         """Return task rows, newest first."""
         query = sa.select(tasks).order_by(tasks.c.created.desc(), tasks.c.id)
         if project is not None:
@@ -359,7 +166,7 @@ class Registry:
         if limit is not None:
             query = query.limit(limit)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [TaskRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def link_task_model(self, task_id: str, model_id: str, role: str, name: str | None) -> None:
         """Record that a task uses (``input``) or produced (``output``) a model."""
@@ -381,22 +188,32 @@ class Registry:
         with self.write() as conn:
             conn.execute(upsert)
 
-    def task_model_links(self, task_id: str) -> list[dict[str, Any]]:
+    def task_model_links(self, task_id: str) -> list[TaskLinkRow]:
         """Return the task's model links in the order they were made."""
         with self.read() as conn:
             rows = conn.execute(sa.select(task_models).where(task_models.c.task_id == task_id)
                                 .order_by(task_models.c.created)).mappings()
-            return [dict(r) for r in rows]
+            return [TaskLinkRow.from_mapping(r) for r in rows]
 
     # -- models ------------------------------------------------------------------------------------
 
-    def insert_model(self, **fields: Any) -> None:
+    def insert_model(self, *, id: str, project: str, name: str,
+                     task_id: str | None = None, comment: str = "", framework: str | None = None,
+                     config_text: str | None = None, labels: Mapping[str, int] | None = None,
+                     tags: Sequence[str] = (), system_tags: Sequence[str] = (), published: bool = False,
+                     archived: bool = False, base_model_id: str | None = None, upload_uri: str | None = None,
+                     version_count: int = 0) -> None:
         """Store a new model row and its tag index."""
         now = time.time()
-        fields = _with_keys({"created": now, "updated": now, **fields})
+        fields = {"id": id, "task_id": task_id, "project": project, "name": name, "comment": comment,
+                  "framework": framework, "config_text": config_text,
+                  "labels": dict(labels) if labels is not None else None, "tags": list(tags),
+                  "system_tags": list(system_tags), "published": published, "archived": archived,
+                  "base_model_id": base_model_id, "upload_uri": upload_uri, "version_count": version_count,
+                  "created": now, "updated": now}
         with self.write() as conn:
-            conn.execute(sa.insert(models).values(**_encode(fields)))
-            self._write_tags(conn, fields["id"], fields.get("tags") or [], fields["created"])
+            conn.execute(sa.insert(models).values(**_encode(_with_keys(fields))))
+            self._write_tags(conn, id, fields["tags"], now)
 
     @staticmethod
     def _write_tags(conn: Connection, model_id: str, tags: Iterable[str], created: float | None = None) -> None:
@@ -408,8 +225,21 @@ class Registry:
             conn.execute(sa.insert(model_tags), [{"model_id": model_id, "tag_key": text_key(t), "tag": t,
                                                   "created": created} for t in unique])
 
-    def update_model(self, model_id: str, *, require_unpublished: bool = False, **fields: Any) -> None:
-        """Change fields of a model row (and its tag index when ``tags`` changes)."""
+    def update_model(self, model_id: str, *, require_unpublished: bool = False, name: str | Unset = UNSET,
+                     comment: str | Unset = UNSET, framework: str | None | Unset = UNSET,
+                     config_text: str | None | Unset = UNSET, labels: Mapping[str, int] | None | Unset = UNSET,
+                     tags: Sequence[str] | Unset = UNSET, system_tags: Sequence[str] | Unset = UNSET,
+                     published: bool | Unset = UNSET, archived: bool | Unset = UNSET,
+                     upload_uri: str | None | Unset = UNSET) -> None:
+        """Change the given fields of a model row (and its tag index when ``tags`` changes).
+
+        Raises:
+            NotFoundError: With ``require_unpublished``, the model is gone.
+            PublishedModelError: With ``require_unpublished``, the model is published.
+        """
+        fields = _given(name=name, comment=comment, framework=framework, config_text=config_text, labels=labels,
+                        tags=tags, system_tags=system_tags, published=published, archived=archived,
+                        upload_uri=upload_uri)
         with self.write() as conn:
             if require_unpublished:
                 # FOR UPDATE: under PostgreSQL's READ COMMITTED a publish could otherwise land between the
@@ -427,17 +257,17 @@ class Registry:
             if "tags" in fields:
                 self._write_tags(conn, model_id, fields["tags"] or [])
 
-    def get_model(self, model_id: str) -> dict[str, Any]:
+    def get_model(self, model_id: str) -> ModelRow:
         """Return a model row; `NotFoundError` when absent."""
         with self.read() as conn:
             row = conn.execute(sa.select(models).where(models.c.id == model_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no model with id {model_id!r} in the registry {self.safe_url}")
-        return _decode(row)
+        return ModelRow.from_mapping(row)
 
     def query_models(self, project: str | None = None, name: str | None = None,
                      tags: Sequence[str] | None = None, only_published: bool = False,
-                     include_archived: bool = False, max_results: int | None = None) -> list[dict[str, Any]]:
+                     include_archived: bool = False, max_results: int | None = None) -> list[ModelRow]:
         """Return model rows matching every filter, newest first.
 
         A tag starting with ``-`` excludes models carrying that tag. With a required tag, the first one drives
@@ -471,7 +301,7 @@ class Registry:
         if max_results is not None:
             query = query.limit(max_results)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [ModelRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def delete_model(self, model_id: str) -> None:
         """Delete a model row with its versions, tags and task links."""
@@ -483,14 +313,45 @@ class Registry:
 
     # -- versions ----------------------------------------------------------------------------------
 
-    def add_version(self, model_id: str, *, require_unpublished: bool = True,
+    def add_version(self, model_id: str, *, file_name: str, state: str, uri: str | None = None,
+                    iteration: int | None = None, package_format: str | None = None, size: int | None = None,
+                    sha256: str | None = None, error: str | None = None, tags: Sequence[str] = (),
+                    meta: Mapping[str, Any] | None = None, pinned: bool = False,
+                    job: Mapping[str, Any] | None = None, owner: str | None = None, host: str | None = None,
+                    require_unpublished: bool = True,
                     fields_for: Callable[[int], Mapping[str, Any]] | None = None,
-                    model_fields: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+                    model_fields: Mapping[str, Any] | None = None) -> VersionRow:
         """Allocate the model's next version number and store the version row in one transaction.
 
-        ``fields_for`` receives the allocated number and returns fields that depend on it (the object URI);
-        ``model_fields`` are model columns changed in the same transaction.
+        Args:
+            model_id: The model.
+            file_name: The stored file's (or package folder's) name.
+            state: ``pending`` for an upload, ``ready`` for a registered URI.
+            uri: Where the bytes are, unless ``fields_for`` gives it.
+            iteration: The training iteration (0 is a real one).
+            package_format: ``None`` (one file), ``"dir"`` or ``"zip"``.
+            size: Bytes, when known.
+            sha256: Hex digest of the bytes, when known.
+            error: Why it failed.
+            tags: Version tags.
+            meta: JSON-safe metadata.
+            pinned: Protected from retention.
+            job: The upload journal entry (what another process needs to finish the upload).
+            owner: The uploading process (``host|pid|start``).
+            host: The machine whose journal holds the upload.
+            require_unpublished: Refuse a published model.
+            fields_for: Receives the allocated number and returns ``uri`` and ``job``, which depend on it.
+            model_fields: ``system_tags`` and ``comment`` of the model, changed in the same transaction.
+
+        Returns:
+            The version as stored.
+
+        Raises:
+            NotFoundError: No such model.
+            PublishedModelError: The model is published (with ``require_unpublished``).
         """
+        if model_fields and not model_fields.keys() <= {"system_tags", "comment"}:
+            raise ValueError(f"add_version changes only system_tags and comment of a model, not {model_fields}")
         now = time.time()
         with self.write() as conn:
             # The UPDATE takes the row lock on PostgreSQL and the write lock on SQLite, so two writers can
@@ -508,14 +369,32 @@ class Registry:
                 from ._errors import PublishedModelError
 
                 raise PublishedModelError(f"model {model_id} is published; its weights can no longer change")
-            row = {"model_id": model_id, "version": number, "created": now, "updated": now, **fields,
-                   **(fields_for(number) if fields_for else {})}
-            version_id = conn.execute(sa.insert(versions).values(**_encode(row))
-                                      .returning(versions.c.id)).scalar_one()
-        return {**row, "id": version_id}
+            row = {"model_id": model_id, "version": number, "iteration": iteration, "uri": uri,
+                   "file_name": file_name, "package_format": package_format, "size": size, "sha256": sha256,
+                   "state": state, "error": error, "tags": list(tags), "meta": dict(meta or {}),
+                   "pinned": pinned, "job": dict(job) if job is not None else None, "owner": owner, "host": host,
+                   "created": now, "updated": now}
+            if fields_for is not None:
+                late = fields_for(number)
+                if not late.keys() <= {"uri", "job"}:
+                    raise ValueError(f"fields_for returns only uri and job, not {sorted(late)}")
+                row.update(late)
+            stored = conn.execute(sa.insert(versions).values(**_encode(row)).returning(versions)).mappings().one()
+        return VersionRow.from_mapping(stored)
 
-    def update_version(self, version_id: int, *, expect_owner: str | None = None, **fields: Any) -> bool:
-        """Change fields of a version row; with ``expect_owner``, only while that owner still holds it."""
+    def update_version(self, version_id: int, *, expect_owner: str | None = None, state: str | Unset = UNSET,
+                       uri: str | Unset = UNSET, size: int | None | Unset = UNSET,
+                       sha256: str | None | Unset = UNSET, error: str | None | Unset = UNSET,
+                       tags: Sequence[str] | Unset = UNSET, meta: Mapping[str, Any] | Unset = UNSET,
+                       pinned: bool | Unset = UNSET, job: Mapping[str, Any] | None | Unset = UNSET,
+                       owner: str | None | Unset = UNSET) -> bool:
+        """Change the given fields of a version row; with ``expect_owner``, only while that owner holds it.
+
+        Returns:
+            Whether the row was changed (``False``: it is gone, or another owner took it over).
+        """
+        fields = _given(state=state, uri=uri, size=size, sha256=sha256, error=error, tags=tags, meta=meta,
+                        pinned=pinned, job=job, owner=owner)
         query = sa.update(versions).where(versions.c.id == version_id)
         if expect_owner is not None:
             query = query.where(versions.c.owner == expect_owner)
@@ -549,31 +428,29 @@ class Registry:
                                  f"{sha256}, but {row[0]} bytes with sha256 {row[1]} are recorded; it was "
                                  "changed or substituted")
 
-    def get_version(self, version_id: int) -> dict[str, Any]:
+    def get_version(self, version_id: int) -> VersionRow:
         """Return a version row by its row id."""
         with self.read() as conn:
             row = conn.execute(sa.select(versions).where(versions.c.id == version_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"no version row {version_id}")
-        return _decode(row)
+        return VersionRow.from_mapping(row)
 
-    def model_versions(self, model_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
+    def model_versions(self, model_id: str) -> list[VersionRow]:
         """Return a model's versions, oldest first."""
         query = sa.select(versions).where(versions.c.model_id == model_id).order_by(versions.c.version)
-        if state is not None:
-            query = query.where(versions.c.state == state)
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query).mappings()]
+            return [VersionRow.from_mapping(r) for r in conn.execute(query).mappings()]
 
-    def latest_ready_version(self, model_id: str) -> dict[str, Any] | None:
+    def latest_ready_version(self, model_id: str) -> VersionRow | None:
         """Return the newest ``ready`` version of a model, or ``None``."""
         query = (sa.select(versions).where((versions.c.model_id == model_id) & (versions.c.state == "ready"))
                  .order_by(versions.c.version.desc()).limit(1))
         with self.read() as conn:
             row = conn.execute(query).mappings().first()
-        return _decode(row) if row else None
+        return VersionRow.from_mapping(row) if row else None
 
-    def find_ready_by_hash(self, model_id: str, sha256: str, size: int) -> dict[str, Any] | None:
+    def find_ready_by_hash(self, model_id: str, sha256: str, size: int) -> VersionRow | None:
         """Return a ready version of the model holding exactly these bytes (for deduplication)."""
         query = (sa.select(versions).where(
             (versions.c.model_id == model_id) & (versions.c.sha256 == sha256) & (versions.c.size == size)
@@ -581,25 +458,24 @@ class Registry:
             .order_by(versions.c.version).limit(1))
         with self.read() as conn:
             row = conn.execute(query).mappings().first()
-        return _decode(row) if row else None
+        return VersionRow.from_mapping(row) if row else None
 
-    def uri_users(self, uri: str) -> list[dict[str, Any]]:
-        """Return (id, model id) of every version not ``failed`` that references an object URI."""
-        query = sa.select(versions.c.id, versions.c.model_id).where(
-            (versions.c.uri == uri) & (versions.c.state != "failed"))
+    def uri_users(self, uri: str) -> list[StoredObject]:
+        """Return every version not ``failed`` that references an object URI."""
+        query = sa.select(*_STORED_OBJECT).where((versions.c.uri == uri) & (versions.c.state != "failed"))
         with self.read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [StoredObject.from_mapping(r) for r in conn.execute(query).mappings()]
 
     def delete_version(self, version_id: int) -> None:
         """Delete a version row."""
         with self.write() as conn:
             conn.execute(sa.delete(versions).where(versions.c.id == version_id))
 
-    def active_versions(self, host: str) -> list[dict[str, Any]]:
+    def active_versions(self, host: str) -> list[VersionRow]:
         """Return this host's journaled versions still ``pending`` or ``uploading``."""
         query = sa.select(versions).where(versions.c.state.in_(ACTIVE_STATES) & (versions.c.host == host))
         with self.read() as conn:
-            return [_decode(r) for r in conn.execute(query.order_by(versions.c.id)).mappings()]
+            return [VersionRow.from_mapping(r) for r in conn.execute(query.order_by(versions.c.id)).mappings()]
 
     def claim_version(self, version_id: int, old_owner: str | None, new_owner: str) -> bool:
         """Atomically take over a journaled version from a dead owner."""
@@ -610,12 +486,10 @@ class Registry:
         with self.write() as conn:
             return conn.execute(query).rowcount == 1
 
-    def all_version_uris(self) -> list[dict[str, Any]]:
-        """Return (model id, version, uri, size, sha256, state, package format) of every version."""
-        query = sa.select(versions.c.id, versions.c.model_id, versions.c.version, versions.c.uri,
-                          versions.c.size, versions.c.sha256, versions.c.state, versions.c.package_format)
+    def all_version_uris(self) -> list[StoredObject]:
+        """Return what every version says about its stored object (not its journal or metadata: any scale)."""
         with self.read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [StoredObject.from_mapping(r) for r in conn.execute(sa.select(*_STORED_OBJECT)).mappings()]
 
     # -- destinations --------------------------------------------------------------------------------
 
@@ -644,48 +518,34 @@ class Registry:
             known = self._known = set()
         return known
 
+    # -- write path --
 
-def _migrate_to_2(conn: Connection) -> None:
-    """Index names, projects and tags by digest (``*_key`` columns), so that any length can be indexed."""
-    inspector = sa.inspect(conn)
-    for table in (tasks, models):
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in ("project_key", "name_key"):
-            if column not in present:
-                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR(32)"))
-        rows = conn.execute(sa.select(table.c.id, table.c.project, table.c.name)).all()
-        if rows:
-            conn.execute(sa.update(table).where(table.c.id == sa.bindparam("row_id"))
-                         .values(project_key=sa.bindparam("pk"), name_key=sa.bindparam("nk")),
-                         [{"row_id": r.id, "pk": text_key(r.project), "nk": text_key(r.name)} for r in rows])
-    for old in ("ix_tasks_project_name", "ix_models_created", "ix_models_project_created", "ix_models_name_created",
-                "ix_model_tags_tag"):
-        conn.execute(sa.text(f"DROP INDEX IF EXISTS {old}"))
-    for table in (tasks, models):
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-        if conn.dialect.name == "postgresql":
-            for ddl in _key_statistics_ddl(table):
-                conn.execute(ddl)
-    # model_tags is derived from models.tags: rebuild it with its new primary key.
-    conn.execute(sa.text("DROP TABLE IF EXISTS model_tags"))
-    model_tags.create(conn)
-    for model_id, tags_text, created in conn.execute(sa.select(models.c.id, models.c.tags, models.c.created)).all():
-        try:
-            tags_value = json.loads(tags_text or "[]")
-        except ValueError:
-            tags_value = []  # an unreadable row stays unreadable; it just is not found by tag
-        if isinstance(tags_value, list):
-            Registry._write_tags(conn, model_id, [t for t in tags_value if isinstance(t, str) and t], created)
+    def write_context(self, model_id: str, task_id: str) -> dict[str, Any]:
+        """Return, in one statement, what recording a version of a model under a task needs to know.
+
+        Returns:
+            The model's ``name``, ``project``, ``comment``, ``system_tags``, ``upload_uri`` and ``published``,
+            with the task's ``task_name`` and ``task_output_uri``.
+
+        Raises:
+            NotFoundError: The model or the task is not in the registry.
+        """
+        query = (sa.select(models.c.name, models.c.project, models.c.comment, models.c.system_tags,
+                           models.c.upload_uri, models.c.published, tasks.c.name.label("task_name"),
+                           tasks.c.output_uri.label("task_output_uri"))
+                 .select_from(models.join(tasks, tasks.c.id == task_id))
+                 .where(models.c.id == model_id))
+        with self.read() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            self.get_model(model_id)  # raises the NotFoundError naming what is missing
+            self.get_task(task_id)
+            raise NotFoundError(f"no model {model_id!r} with task {task_id!r} in the registry {self.safe_url}")
+        return _decode(row)
 
 
-_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    1: lambda conn: None,  # the first schema; created by create_all
-    2: _migrate_to_2,
-}
-
-#: The PostgreSQL advisory lock that serialises schema creation and migration ("modelyar" in ASCII).
-_SCHEMA_LOCK_ID = 0x6D6F64656C796172
+#: The columns of a `StoredObject`.
+_STORED_OBJECT = [versions.c[name] for name in StoredObject.__dataclass_fields__]
 
 _lock = threading.Lock()
 _registries: dict[tuple[int, str], Registry] = {}

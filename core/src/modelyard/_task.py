@@ -1,4 +1,8 @@
-"""Tasks: the run record every model hangs off (ClearML's ``Task``, reduced to what models need)."""
+"""Tasks: the run record every model hangs off (ClearML's ``Task``, reduced to what models need).
+
+The task layer sits below the model layer and never imports it: ``Task.models`` and ``Task.connect`` use the
+model class that ``modelyard._model`` installs with `install_model_class` when it is imported.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,34 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._errors import InvalidArgumentError, NotFoundError
+from ._errors import InvalidArgumentError, NotFoundError, UploadError
 from ._registry import get_registry
+from ._storage import normalize_destination
+from ._uploads import get_engine
 
 if TYPE_CHECKING:
     from ._model import Model
 
 DEFAULT_PROJECT = "default"
+
+#: The model layer's base class, installed by ``modelyard._model`` (imported by ``import modelyard``).
+_model_class: type[Model] | None = None
+
+
+def install_model_class(cls: type[Model]) -> None:
+    """Tell the task layer which class models are (called once by the model layer at import).
+
+    The class must take a model id, have an ``id`` and a ``_task_role`` (``"input"`` or ``"output"``): the
+    role a model has when connected to a task.
+    """
+    global _model_class
+    _model_class = cls
+
+
+def _models() -> type[Model]:
+    if _model_class is None:  # pragma: no cover - ``import modelyard`` installs it before any Task exists
+        raise RuntimeError("modelyard._model was not imported; import modelyard first")
+    return _model_class
 
 
 def _check_text(value: Any, what: str) -> str:
@@ -83,8 +108,6 @@ class Task:
         Returns:
             The new task.
         """
-        from ._storage import normalize_destination
-
         project = _check_text(project_name, "project_name") if project_name is not None else DEFAULT_PROJECT
         name = _check_text(task_name, "task_name") if task_name is not None else default_task_name()
         uri = None
@@ -160,19 +183,16 @@ class Task:
 
     @output_uri.setter
     def output_uri(self, value: str | None) -> None:
-        from ._storage import normalize_destination
-
         self._registry.update_task(self._id, output_uri=normalize_destination(value) if value else None)
 
     @property
     def models(self) -> dict[str, list[Model]]:
         """The models this task used (``"input"``) and produced (``"output"``), in connection order."""
-        from ._model import Model
-
+        model_class = _models()
         out: dict[str, list[Model]] = {"input": [], "output": []}
         for link in self._registry.task_model_links(self._id):
             try:
-                out[link["role"]].append(Model(link["model_id"]))
+                out[link["role"]].append(model_class(link["model_id"]))
             except NotFoundError:
                 continue  # the model was removed since; the link is history
         return out
@@ -185,13 +205,9 @@ class Task:
         Returns:
             The model, for chaining.
         """
-        from ._model import Model
-        from ._output_model import OutputModel
-
-        if not isinstance(model, Model):
+        if not isinstance(model, _models()):
             raise InvalidArgumentError(f"connect() takes a modelyard model, got {type(model).__name__}")
-        role = "output" if isinstance(model, OutputModel) else "input"
-        self._registry.link_task_model(self._id, model.id, role, name)
+        self._registry.link_task_model(self._id, model.id, model._task_role, name)
         return model
 
     def close(self) -> None:
@@ -200,9 +216,6 @@ class Task:
         Raises:
             UploadError: An upload failed; the task is marked ``failed``.
         """
-        from ._errors import UploadError
-        from ._uploads import get_engine
-
         try:
             get_engine().wait()
         except UploadError:

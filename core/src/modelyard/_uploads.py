@@ -4,96 +4,52 @@
 the caller continues at once. Workers stream each job to its destination while hashing, commit atomically,
 and only then mark the version ``ready`` and delete the caller's source. A process that dies leaves its
 versions journaled; the next process on the same machine that opens the registry resumes them.
+
+The engine knows jobs, not models or plugins: it reports each settled job to the observers
+(:class:`UploadObserver`) installed by the layer above (``_output_model`` turns them into plugin hook calls),
+so imports go one way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import queue
-import re
 import shutil
 import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import tenacity
 
 from . import _storage
-from ._errors import DestinationError, IntegrityError, UploadError
+from ._errors import IntegrityError, UploadError
+from ._jobs import Job, JobFile, fingerprint, journal_problem, owner_alive, owner_token
 from ._registry import Registry, get_registry
 from ._settings import exit_timeout, hostname, max_pending_uploads, retry_deadline, upload_workers
 
-MANIFEST_NAME = "modelyard-manifest.json"
+__all__ = ["UploadEngine", "UploadObserver", "enable_graceful_shutdown",
+           "get_engine", "install_observer", "is_transient", "open_registry", "reset_engine", "sync"]
 
 
-@dataclass
-class JobFile:
-    """One file of a job: where to read it, its name in the package, where it goes."""
+class UploadObserver(Protocol):
+    """What the engine reports each settled job to (installed by the layer above with `install_observer`).
 
-    source: str
-    name: str
-    uri: str
-    #: (inode, size, mtime_ns) of ``source`` when it was handed over; a change means a torn source.
-    fingerprint: tuple[int, int, int] | None = None
+    Both methods run in an upload worker thread. An observer that raises is reported on stderr; it never
+    changes the outcome of the upload.
+    """
 
+    def upload_ready(self, job: Job, uri: str, size: int, sha256: str) -> None:
+        """A job's version is durable and marked ``ready`` (``uri`` differs from ``job.uri`` when deduplicated)."""
 
-@dataclass
-class Job:
-    """Everything needed to finish one version's upload, journaled in the registry as JSON."""
-
-    version_id: int
-    model_id: str
-    version: int
-    uri: str
-    file_name: str
-    files: list[JobFile]
-    package: bool = False
-    #: Snapshot files may be renamed into a local destination instead of copied.
-    move: bool = False
-    #: The caller's files, deleted only after the version is durable (``auto_delete_file=True``).
-    delete_after: list[JobFile] = field(default_factory=list)
-    #: A private staging folder holding snapshots, removed once the version is settled.
-    staging: str | None = None
-    registry_url: str = ""
-
-    def to_json(self) -> str:
-        """Serialise for the journal."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Job:
-        """Rebuild a journaled job."""
-        data = json.loads(text)
-        data["files"] = [JobFile(**{**f, "fingerprint": tuple(f["fingerprint"]) if f.get("fingerprint")
-                                    else None}) for f in data["files"]]
-        data["delete_after"] = [JobFile(**{**f, "fingerprint": tuple(f["fingerprint"])
-                                           if f.get("fingerprint") else None}) for f in data["delete_after"]]
-        return cls(**data)
-
-    @property
-    def total_size(self) -> int:
-        """Bytes this job still has to move (best effort)."""
-        total = 0
-        for f in self.files:
-            with contextlib.suppress(OSError):
-                total += os.path.getsize(f.source)
-        return total
-
-
-def fingerprint(path: str) -> tuple[int, int, int]:
-    """Return what identifies a file's content cheaply: inode, size and modification time."""
-    st = os.stat(path)
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+    def upload_failed(self, job: Job, error: UploadError) -> None:
+        """A job's upload failed; its version is marked ``failed`` and ``error`` is what waiting raises."""
 
 
 # -- retry classification -------------------------------------------------------------------------
@@ -127,42 +83,6 @@ def is_transient(exc: BaseException) -> bool:
 
 # -- the engine -------------------------------------------------------------------------------------
 
-
-def _process_start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # Field 22 (start time) follows the parenthesised command name, which may contain spaces.
-            return f.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return "?"
-
-
-def owner_token() -> str:
-    """Return this process's journal owner token: host, pid and process start time."""
-    pid = os.getpid()
-    return f"{hostname()}|{pid}|{_process_start_time(pid)}"
-
-
-def owner_alive(token: str | None) -> bool:
-    """Tell whether the process that owns a journaled version is still running on this machine."""
-    if not token:
-        return False
-    try:
-        host, pid_text, start = token.split("|")
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != hostname():
-        return True  # another machine's work; never ours to take
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return start == "?" or _process_start_time(pid) == start
-
-
 #: Test instrumentation: called with a phase name ("started", "streaming", "committed") and the job, so
 #: that fault tests can kill a process at a named phase of an upload. ``None`` in normal use.
 _phase_hook: Callable[[str, Job], None] | None = None
@@ -176,8 +96,9 @@ def _phase(name: str, job: Job) -> None:
 class UploadEngine:
     """A process-wide pool of non-daemon upload workers with a bounded queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, observers: tuple[UploadObserver, ...] = ()) -> None:
         self.owner = owner_token()
+        self._observers: list[UploadObserver] = list(observers)
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._futures: dict[int, tuple[Job, Future[None]]] = {}
@@ -189,12 +110,17 @@ class UploadEngine:
         self._resumed: set[str] = set()
         self._exit_hook_registered = False
 
+    def add_observer(self, observer: UploadObserver) -> None:
+        """Report every job this engine settles to ``observer`` too."""
+        with self._lock:
+            if observer not in self._observers:
+                self._observers.append(observer)
+
     # -- submission ---------------------------------------------------------------------------------
 
-    def submit(self, job: Job, *, block_timeout: float | None = None) -> Future[None]:
+    def submit(self, job: Job) -> Future[None]:
         """Queue a journaled job; block only while the queue is full (backpressure, never a drop)."""
-        if not self._slots.acquire(timeout=block_timeout):
-            raise TimeoutError("the upload queue stayed full; raise MODELYARD_MAX_PENDING_UPLOADS")
+        self._slots.acquire()
         future: Future[None] = Future()
         with self._lock:
             self._futures[job.version_id] = (job, future)
@@ -303,7 +229,7 @@ class UploadEngine:
                 model_id=job.model_id, file_name=job.file_name, version=job.version, cause=cause)
             with self._lock:
                 self._failures.append(error)
-            self._notify("error", job, error=error)
+            self._notify("upload_failed", job, error)
             future.set_exception(error)
         else:
             future.set_result(None)
@@ -322,7 +248,7 @@ class UploadEngine:
         sha = ""
         uri = job.uri
         if job.package:
-            from ._packages import Manifest, ManifestEntry
+            from ._manifest import Manifest, ManifestEntry
 
             entries = []
             for f in job.files:
@@ -357,7 +283,7 @@ class UploadEngine:
                                        sha256=sha, uri=uri, error=None, job=None):
             return
         self._cleanup_success(job)
-        self._notify("ready", job, uri=uri, size=size, sha256=sha)
+        self._notify("upload_ready", job, uri, size, sha)
 
     def _with_retries(self, job: Job, f: JobFile, dedup: Callable[[int, str], str | None] | None
                       ) -> _storage.Transfer:
@@ -410,24 +336,17 @@ class UploadEngine:
         shutil.rmtree(job.staging, ignore_errors=True)
         return None
 
-    def _notify(self, event: str, job: Job, **data: Any) -> None:
-        from . import _plugins
+    def _notify(self, event: str, job: Job, *args: Any) -> None:
+        with self._lock:
+            observers = list(self._observers)
+        for observer in observers:
+            try:
+                getattr(observer, event)(job, *args)
+            except Exception:  # noqa: BLE001 - a notification must not turn a durable version into a failure
+                import traceback
 
-        try:
-            if event == "ready":
-                from ._versions import ModelVersion
-
-                row = get_registry(job.registry_url or None).get_version(job.version_id)
-                _plugins.call("modelyard_after_version_upload", model_id=job.model_id,
-                              version=ModelVersion.from_row(row))
-            elif event == "error":
-                _plugins.call("modelyard_on_upload_error", model_id=job.model_id, version=job.version,
-                              error=data["error"])
-        except Exception:  # noqa: BLE001 - a notification hook must not turn a durable version into a failure
-            import traceback
-
-            print(f"modelyard: a plugin's {event} hook raised for model {job.model_id} version {job.version}:\n"
-                  + traceback.format_exc(), file=sys.stderr, flush=True)
+                print(f"modelyard: {type(observer).__name__}.{event} raised for model {job.model_id} version "
+                      f"{job.version}:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
 
     # -- resume -------------------------------------------------------------------------------------
 
@@ -449,7 +368,7 @@ class UploadEngine:
             if not registry.claim_version(row["id"], row["owner"], self.owner):
                 continue  # another process claimed it first
             try:
-                job = Job.from_json(json.dumps(row["job"])) if row["job"] else None
+                job = Job.from_journal(row["job"]) if row["job"] else None
                 refused = None if job is None else journal_problem(job, row, destinations)
             except (TypeError, ValueError, KeyError, AttributeError):
                 job, refused = None, None
@@ -464,6 +383,7 @@ class UploadEngine:
                 continue
             job.registry_url = registry.url
             job.version_id = row["id"]
+            job.context = row  # what observers describe the version with: the row as journaled
             for f in job.files:
                 _storage.remove_partials(f.uri)
             self.submit(job)
@@ -521,6 +441,7 @@ class UploadEngine:
 _engine_lock = threading.Lock()
 _engine: UploadEngine | None = None
 _engine_pid = 0
+_observers: list[UploadObserver] = []
 
 
 def get_engine() -> UploadEngine:
@@ -528,9 +449,30 @@ def get_engine() -> UploadEngine:
     global _engine, _engine_pid
     with _engine_lock:
         if _engine is None or _engine_pid != os.getpid():
-            _engine = UploadEngine()
+            _engine = UploadEngine(tuple(_observers))
             _engine_pid = os.getpid()
         return _engine
+
+
+def install_observer(observer: UploadObserver) -> None:
+    """Report the jobs of this process's engine, and of every engine made later, to ``observer``."""
+    with _engine_lock:
+        if observer not in _observers:
+            _observers.append(observer)
+        engine = _engine
+    if engine is not None:
+        engine.add_observer(observer)
+
+
+def open_registry(url: str | None = None) -> Registry:
+    """Return the registry handle for writing, resuming this machine's orphaned uploads on first open.
+
+    The resume runs once per registry and engine (a set lookup afterwards), so recording a version never pays
+    for it.
+    """
+    registry = get_registry(url)
+    get_engine().resume(registry)
+    return registry
 
 
 def reset_engine() -> None:
@@ -579,62 +521,3 @@ def enable_graceful_shutdown(signals: tuple[int, ...] = (signal.SIGTERM,)) -> No
             raise SystemExit(128 + num)
 
         signal.signal(signum, handler)
-
-
-_staging_roots: set[str] = set()
-
-
-def staging_root() -> str:
-    """Return the folder that holds this machine's private staging folders."""
-    from ._settings import ENV_HOME
-
-    return os.path.abspath(os.path.join(os.path.expanduser(os.environ.get(ENV_HOME) or "~/.modelyard"),
-                                        "staging"))
-
-
-def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> str | None:
-    """Tell why a journaled job read back from the registry must not run (``None`` when it may).
-
-    The journal is a registry field like any other, so it is untrusted (RELIABILITY.md S7): a resumed job may
-    only upload a snapshot in its own staging folder (or a source whose fingerprint still matches) to its
-    version's own object key, remove that staging folder, and delete only fingerprinted files.
-
-    Returns:
-        What is wrong, as a phrase ("points outside ..."), or ``None``.
-    """
-    if (job.model_id, job.version, job.uri) != (row["model_id"], row["version"], row["uri"]):
-        return "does not match its version row"
-    try:
-        _storage.check_confined(job.uri, destinations)
-    except DestinationError as e:
-        return f"points outside the destinations ({e})"
-    if _storage.owning_model(job.uri, destinations) != job.model_id:
-        return "points outside its model's own folder"
-    expected = [_storage.member_uri(job.uri, f.name) if job.package else job.uri for f in job.files]
-    if not job.files or (not job.package and len(job.files) != 1) or [f.uri for f in job.files] != expected:
-        return "writes objects other than its version's own"
-    staging = None
-    if job.staging is not None:
-        root = os.path.realpath(staging_root())
-        staging = os.path.realpath(job.staging)
-        if staging != os.path.join(root, os.path.basename(staging)) or \
-                not re.fullmatch(r"[0-9a-f]{32}", os.path.basename(staging)):
-            return f"names a staging folder {job.staging!r} that is not one of this machine's"
-    for f in job.files:
-        snapshot = staging is not None and os.path.dirname(os.path.realpath(f.source)) == staging
-        if f.fingerprint is None and not snapshot:
-            return f"reads {f.source!r}, which is neither its snapshot nor fingerprinted"
-    if any(f.fingerprint is None for f in job.delete_after):
-        return "would delete a file without checking its fingerprint"
-    return None
-
-
-def new_staging_dir() -> str:
-    """Create a private staging folder for one version's snapshots."""
-    root = staging_root()
-    if root not in _staging_roots:
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        _staging_roots.add(root)
-    path = os.path.join(root, uuid.uuid4().hex)
-    os.mkdir(path, mode=0o700)
-    return path

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from modelyard_keras._config import json_safe
+from modelyard_keras._keras import json_safe
 
 
 def test_json_safe_handles_what_keras_configs_hold() -> None:

@@ -20,4 +20,4 @@ class TestKerasContract(CallbackContract):
         assert callback.model_id is not None
         return TrainingRun(model_ids=[callback.model_id], checkpoints=3,
                            labels={name: i for i, name in enumerate(CLASS_NAMES)},
-                           callback_class=ModelyardCallback)
+                           callback_class=ModelyardCallback, model_name="tiny")

@@ -241,7 +241,7 @@ def test_without_model_checkpoint_the_final_model_is_recorded(namespace: str, tm
     trainer = fit(namespace, tmp_path, callback, enable_checkpointing=False, max_epochs=2)
     (model_id,) = callback.model_ids
     (version,) = Model(model_id).versions
-    assert version.state == "ready" and version.tags == ["last"]
+    assert version.state == "ready" and version.tags == ["last", "final"]  # the final model, as in every integration
     assert version.iteration == trainer.global_step == 8
     assert version.metadata["final"] is True
     assert Path(modelyard_lightning.checkpoint_path(model_id)).name == "final.ckpt"
@@ -339,7 +339,8 @@ def test_task_argument_and_current_task(tmp_path: Path) -> None:
     callback = ModelyardCallback(task=given)
     fit("lightning.pytorch", tmp_path, callback, enable_checkpointing=False, max_epochs=1)
     model = Model(callback.model_ids[0])
-    assert model.task == given.id and model.name == "mine" and model.project == "given"
+    # named after the module class, not the task (the same rule in every integration)
+    assert model.task == given.id and model.name == "ToyClassifier" and model.project == "given"
     assert given.status == "in_progress"  # not ours to close
 
     current = Task.init(project_name="current", task_name="run")

@@ -30,7 +30,7 @@ class LightningContract(CallbackContract):
         kept = local_checkpoints(tmp_path / "ckpt")
         return TrainingRun(model_ids=callback.model_ids, checkpoints=len(kept),
                            labels={name: i for i, name in enumerate(CLASS_NAMES)},
-                           callback_class=type(callback), extra={"kept": kept})
+                           callback_class=type(callback), model_name=module_class.__name__, extra={"kept": kept})
 
     def test_storage_mirrors_the_trainer(self, contract_run: TrainingRun) -> None:
         versions = Model(contract_run.model_ids[0]).versions

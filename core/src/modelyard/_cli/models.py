@@ -238,9 +238,11 @@ def models_publish(model_id: str) -> None:
         raise InvalidArgumentError(
             f"model {model_id} has {len(active)} upload(s) in progress (version {active[0]['version']} is "
             f"{active[0]['state']}); wait for them, or run `modelyard sync` on the machine that started them")
+    # The hooks' documented argument is the model; from the command line that is a read-only Model.
+    plugins = _plugins.get_plugin_manager()
+    plugins.before_publish(Model(model_id))  # a plugin vetoes by raising
     registry.update_model(model_id, published=True)
-    # The hook's documented argument is the model; from the command line that is a read-only Model.
-    _plugins.call("modelyard_after_publish", model=Model(model_id))
+    plugins.after_publish(Model(model_id))
     term.note(f"published model {model_id}")
 
 

@@ -12,9 +12,12 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from modelyard.hookspecs import hookimpl
+
+if TYPE_CHECKING:  # the module is imported at discovery: keep it to the standard library at run time
+    from modelyard import Model, ModelVersion, UploadError
 
 _lock = threading.Lock()
 
@@ -27,7 +30,7 @@ def log_path() -> Path:
     return Path(os.environ.get("MODELYARD_HOME") or Path.home() / ".modelyard") / "audit.log"
 
 
-def _write(event: str, **fields: Any) -> None:
+def _write(event: str, **fields: object) -> None:
     line = json.dumps({"time": time.time(), "event": event, **fields}, sort_keys=True) + "\n"
     path = log_path()
     with _lock:
@@ -37,19 +40,19 @@ def _write(event: str, **fields: Any) -> None:
 
 
 @hookimpl
-def modelyard_after_version_upload(model_id: str, version: Any) -> None:
+def modelyard_after_upload(version: ModelVersion) -> None:
     """Record a version that became durable and ready."""
-    _write("version_ready", model_id=model_id, version=version.version, iteration=version.iteration,
+    _write("version_ready", model_id=version.model_id, version=version.version, iteration=version.iteration,
            file_name=version.file_name, size=version.size, sha256=version.sha256, uri=version.uri)
 
 
 @hookimpl
-def modelyard_on_upload_error(model_id: str, version: int, error: Exception) -> None:
+def modelyard_on_upload_error(version: ModelVersion, error: UploadError) -> None:
     """Record a failed upload."""
-    _write("upload_failed", model_id=model_id, version=version, error=str(error))
+    _write("upload_failed", model_id=version.model_id, version=version.version, error=str(error))
 
 
 @hookimpl
-def modelyard_after_publish(model: Any) -> None:
+def modelyard_after_publish(model: Model) -> None:
     """Record a publication."""
     _write("published", model_id=model.id, name=model.name)

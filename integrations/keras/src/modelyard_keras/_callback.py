@@ -2,120 +2,49 @@
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from modelyard import InvalidArgumentError, NotFoundError, OutputModel, Task
+import modelyard
+from modelyard import BEST_TAG, LAST_TAG, InvalidArgumentError, OutputModel, Task
 
-from . import _labels
-from ._config import run_config
-from ._keras import import_keras, process_index
+from . import _keras
 from ._weights import ARCHIVE_FILE, WEIGHTS_FILE, save_weights
 
-import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, saying what to do
+_keras.import_keras()  # a missing Keras, Keras 2 or a missing backend fails here, saying what to do
 
 import keras  # noqa: E402 - after the check above
 
-#: Version tag of the best-scoring checkpoint of a run (moved as the score improves).
-BEST_TAG = "best"
-#: Version tag of the newest checkpoint of a run.
-LAST_TAG = "last"
 #: The folder name every checkpoint package has in storage (its version number tells them apart).
 PACKAGE_NAME = "checkpoint"
-#: Metric names containing one of these are better when higher (``mode="auto"``); others when lower.
-HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "fbeta", "iou", "r2")
-
-
-#: Version states after which removing a version no longer waits for its upload.
-_SETTLED = ("ready", "failed")
-
-
-@dataclass
-class _Kept:
-    """A version this run recorded and still manages."""
-
-    version: int
-    score: float | None
-    order: int
-
-
-def _resolve_mode(monitor: str | None, mode: str) -> str:
-    if mode not in ("auto", "min", "max"):
-        raise InvalidArgumentError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode != "auto":
-        return mode
-    name = (monitor or "").lower().removeprefix("val_")
-    return "max" if any(key in name for key in HIGHER_IS_BETTER) else "min"
-
-
-def _number(value: Any) -> float | None:
-    """A metric value as a float, or ``None`` when it is not a number."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _recorded(value: Any) -> float | str | None:
-    """A metric value as JSON: a finite number, ``"nan"``/``"inf"``/``"-inf"`` text, or ``None``."""
-    number = _number(value)
-    if number is None:
-        return None
-    return number if math.isfinite(number) else str(number)
 
 
 class ModelyardCallback(keras.callbacks.Callback):
     """Record ``model.fit`` checkpoints, configuration and labels in the modelyard registry.
 
-    Each ``fit`` creates one ``OutputModel`` (named after the Keras model) holding the architecture
-    (``model.get_config()``), the compile configuration, the fit parameters and the label enumeration. Each
-    checkpoint is one version of it: a package with ``model.safetensors`` (every weight under its Keras path)
-    and, unless ``save_weights_only=True``, the full ``model.keras`` archive. A version's ``iteration`` is the
-    number of epochs completed (or of batches, with ``save_freq=N``); its metadata holds the monitored metric
-    and its value; the tags ``last`` and ``best`` follow the newest and the best-scoring version.
-
-    Works on every Keras 3 backend and never imports TensorFlow. Under Keras's distribution API only the
-    chief process (process id 0) records anything.
+    One ``OutputModel`` per ``fit``, named after the Keras model; each checkpoint is a version holding
+    ``model.safetensors`` and, unless ``save_weights_only``, ``model.keras``; ``iteration`` counts epochs (or
+    batches); ``last``/``best`` follow the newest and best version. Only the chief process records.
 
     Args:
-        task: The modelyard task to file the model under (default: the current task, else a new task in
-            project ``"keras"`` named after the model).
+        task: The task (default: the current task, else a new one in project ``"keras"``, closed at the end).
         name: The model name (default: the Keras model's name).
         tags: User tags of the model.
         monitor: The metric (a key of Keras's ``logs``) that ranks checkpoints; ``None`` for none.
-        mode: ``"min"``, ``"max"`` or ``"auto"`` (higher is better for names containing ``acc``, ``auc``,
-            ``precision``, ``recall``, ``f1``, ``fbeta``, ``iou`` or ``r2``; lower otherwise).
-        save_freq: ``"epoch"`` to capture at the end of every epoch, or an integer N to capture every N
-            training batches (ranked by the batch-level ``logs``, which hold no validation metrics).
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (see :class:`modelyard.CheckpointRanking`).
+        save_freq: ``"epoch"``, or an integer N to capture every N training batches.
         save_best_only: Capture only when the monitored metric improves on the best so far.
-        keep_top_k: Keep only the k best versions (the k newest without ``monitor``): a checkpoint that
-            would not enter the top k is not recorded, and the one it displaces is removed from the registry
-            and from storage. Pinned versions and published models are never removed (and no longer
-            count). ``None`` keeps every version.
+        keep_top_k: Keep only the k best versions (the k newest without ``monitor``), removing the others.
         save_weights_only: Record only ``model.safetensors``, not the ``.keras`` archive.
         class_names: The class names in output order (``["cat", "dog"]`` -> ``{"cat": 0, "dog": 1}``).
         label_enumeration: Label name -> output index, instead of ``class_names``.
-        dataset: A dataset with a ``class_names`` attribute (as ``keras.utils.image_dataset_from_directory``
-            returns) to take the class names from.
-        wait_on_train_end: When ``fit`` ends, wait until every checkpoint is durably stored (a failed upload
-            then raises from ``fit``); otherwise uploads finish in the background.
+        dataset: A dataset with ``class_names`` (``keras.utils.image_dataset_from_directory``) to take them from.
+            Without any of the three, labels come from a ``StringLookup``/``IntegerLookup`` output layer.
+        wait_on_train_end: When ``fit`` ends, wait for the run's uploads (a failure raises from ``fit``).
 
     Raises:
-        InvalidArgumentError: An invalid argument or combination of arguments.
-        LabelError: Invalid labels, a dataset without ``class_names``, or (when training starts) labels
-            that do not match the model's output units.
-        InvalidArgumentError: (when training starts) Keras cannot serialize the model for the ``.keras``
-            archive and ``save_weights_only`` is not set.
-
-    Without ``class_names``, ``label_enumeration`` or ``dataset``, the labels are read from a
-    ``StringLookup``/``IntegerLookup`` layer at the model's output when there is one.
+        InvalidArgumentError: An invalid argument, or (at ``fit``) no ``.keras`` archive can be written.
+        LabelError: Invalid labels, or (at ``fit``) labels that do not fit the output units.
     """
 
     def __init__(self, *, task: Task | None = None, name: str | None = None,
@@ -127,19 +56,12 @@ class ModelyardCallback(keras.callbacks.Callback):
         super().__init__()
         if task is not None and not isinstance(task, Task):
             raise InvalidArgumentError(f"task must be a modelyard Task, got {type(task).__name__}")
-        if monitor is not None and (not isinstance(monitor, str) or not monitor):
-            raise InvalidArgumentError(f"monitor must be a metric name or None, got {monitor!r}")
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
                                      or save_freq < 1):
             raise InvalidArgumentError(f"save_freq must be 'epoch' or a positive number of batches, got "
                                        f"{save_freq!r}")
-        if keep_top_k is not None and (isinstance(keep_top_k, bool) or not isinstance(keep_top_k, int)
-                                       or keep_top_k < 1):
-            raise InvalidArgumentError(f"keep_top_k must be a positive integer or None, got {keep_top_k!r}")
-        if save_best_only and monitor is None:
-            raise InvalidArgumentError("save_best_only=True needs a monitor to compare checkpoints by")
-        ranked = save_best_only or (keep_top_k is not None and monitor is not None)
-        if ranked and save_freq != "epoch" and monitor is not None and monitor.startswith("val_"):
+        self._ranking = modelyard.CheckpointRanking(monitor, mode, keep_top_k, save_best_only)
+        if self._ranking.ranked and save_freq != "epoch" and str(monitor).startswith("val_"):
             raise InvalidArgumentError(
                 f"monitor={monitor!r} is a validation metric, which Keras computes only at the end of an "
                 f"epoch; with save_freq={save_freq} rank checkpoints by a training metric such as 'loss', "
@@ -147,71 +69,62 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._task = task
         self._name = name
         self._tags = list(tags) if tags is not None else None
-        self._monitor = monitor
-        self._mode = _resolve_mode(monitor, mode)
         self._save_freq = save_freq
-        self._save_best_only = bool(save_best_only)
-        self._keep_top_k = keep_top_k
         self._save_weights_only = bool(save_weights_only)
         self._wait = bool(wait_on_train_end)
-        self._given_labels = _labels.from_arguments(class_names, label_enumeration, dataset)
+        self._given_labels = _keras.labels_from_arguments(class_names, label_enumeration, dataset)
         if save_freq != "epoch":
-            # Only now does this callback need every batch. Overriding on the instance, not the class, keeps
-            # Keras's asynchronous batch dispatch for save_freq="epoch" (it turns it off for any callback
-            # whose on_train_batch_end is not the default).
+            # On the instance, not the class: Keras keeps its asynchronous batch dispatch for "epoch" (it turns
+            # it off for any callback whose on_train_batch_end is not the default).
             self.on_train_batch_end = self._on_train_batch_end
         self._reset()
 
-    # -- state of one fit ---------------------------------------------------------------------------
-
     def _reset(self) -> None:
-        self._output: OutputModel | None = None
+        #: The recorder of the current (or last) ``fit``; ``None`` before training, or off-chief.
+        self.recorder: modelyard.TrainingRecorder | None = None
         self._chief = False
-        self._kept: list[_Kept] = []
-        self._saves = 0
-        self._best: float | None = None
-        self._warned_missing = False
+        self._ranking.reset()
         self._epoch = 0
         self._step = 0
         self._last_batch = 0
         self._since_save = 0
-        self._folders: list[str] = []
-        self._retiring: list[int] = []
 
     @property
     def output_model(self) -> OutputModel | None:
         """The ``OutputModel`` of the current (or last) ``fit``; ``None`` before training, or off-chief."""
-        return self._output
+        return self.recorder.models.get(None) if self.recorder is not None else None
 
     @property
     def model_id(self) -> str | None:
         """The id of :attr:`output_model`."""
-        return self._output.id if self._output is not None else None
+        output = self.output_model
+        return output.id if output is not None else None
 
     def _settings(self) -> dict[str, Any]:
-        return {"monitor": self._monitor, "mode": self._mode, "save_freq": self._save_freq,
-                "save_best_only": self._save_best_only, "keep_top_k": self._keep_top_k,
+        r = self._ranking
+        return {"monitor": r.monitor, "mode": r.mode, "save_freq": self._save_freq,
+                "save_best_only": r.save_best_only, "keep_top_k": r.keep_top_k,
                 "save_weights_only": self._save_weights_only}
-
-    # -- Keras events -------------------------------------------------------------------------------
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Create this fit's ``OutputModel`` (on the chief process only), checking the labels first."""
+        if self.recorder is not None and not self.recorder.finished:  # the previous fit raised, unseen here
+            self.recorder.finish(RuntimeError("model.fit ended without on_train_end"))
         self._reset()
-        self._chief = process_index(keras) == 0
+        self._chief = _keras.process_index(keras) == 0
         if not self._chief:
             return
         model = self.model
-        labels = self._given_labels or _labels.from_model(model)
+        labels = self._given_labels or _keras.labels_from_model(model)
         if labels is not None:
-            _labels.check_against_output(labels, model)
+            _keras.check_against_output(labels, model)
         if not self._save_weights_only:
             self._check_archivable(model)
-        task = self._task or Task.current_task() or Task.init(project_name="keras", task_name=str(model.name))
-        self._output = OutputModel(
-            task=task, config_dict=run_config(model, self.params, self._settings()),
-            label_enumeration=labels.mapping if labels is not None else None,
-            name=self._name or str(model.name), tags=self._tags, framework="keras")
+        self.recorder = modelyard.TrainingRecorder(framework="keras", task=self._task, project="keras",
+                                                    task_name=str(model.name))
+        self.recorder.add_model(name=self._name or str(model.name), tags=self._tags,
+                                config=_keras.run_config(model, self.params, self._settings()),
+                                labels=labels.mapping if labels is not None else None)
 
     @staticmethod
     def _check_archivable(model: Any) -> None:
@@ -219,8 +132,7 @@ class ModelyardCallback(keras.callbacks.Callback):
         try:
             model.get_config()
         except Exception as e:  # Keras raises NotImplementedError; custom get_config() may raise anything
-            why = " ".join(str(e).split())
-            why = why if len(why) <= 240 else why[:240] + "..."
+            why = " ".join(str(e).split())[:240]
             raise InvalidArgumentError(
                 f"Keras cannot write a .keras archive of model {model.name!r} ({type(model).__name__}): "
                 f"get_config() failed with {type(e).__name__}: {why} Implement "
@@ -249,155 +161,29 @@ class ModelyardCallback(keras.callbacks.Callback):
         self._capture(iteration=self._step, logs=logs or {})
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        """Wait until this fit's checkpoints are stored (unless told not to) and tidy the temporary folders.
-
-        Raises:
-            UploadError: A checkpoint failed to upload (its files are kept; the message says where).
-        """
-        if not self._chief or self._output is None:
-            return
-        if self._wait:
-            OutputModel.wait_for_uploads()
-        self._retire(wait=True)
-        self._sweep_folders()
-
-    # -- capturing ----------------------------------------------------------------------------------
-
-    def _better(self, score: float, than: float) -> bool:
-        return score > than if self._mode == "max" else score < than
-
-    def _score(self, logs: Mapping[str, Any]) -> tuple[bool, float | None]:
-        """Return whether the monitored metric is in ``logs``, and its value to rank by (finite or None)."""
-        if self._monitor is None or self._monitor not in logs:
-            return False, None
-        number = _number(logs[self._monitor])
-        return True, number if number is not None and math.isfinite(number) else None
-
-    def _should_capture(self, present: bool, score: float | None, logs: Mapping[str, Any]) -> bool:
-        ranked = self._save_best_only or (self._keep_top_k is not None and self._monitor is not None)
-        if not ranked:
-            return True
-        if not present:
-            if not self._warned_missing:
-                self._warned_missing = True
-                warnings.warn(
-                    f"ModelyardCallback cannot rank checkpoints by {self._monitor!r}: it is not in the logs "
-                    f"(available: {sorted(logs)}); checkpoints are skipped until it is. Pass validation data "
-                    "for val_ metrics, or monitor one of the available ones.", stacklevel=3)
-            return False
-        if self._save_best_only and (score is None or (self._best is not None
-                                                        and not self._better(score, self._best))):
-            return False
-        if self._keep_top_k is not None and len(self._kept) >= self._keep_top_k:
-            # A NaN or infinite score (None here) ranks below every number: it only fills free places.
-            worst = self._worst()
-            return score is not None and (worst.score is None or self._better(score, worst.score))
-        return True
+        """End the run: wait for its uploads (unless told not to), close a task created for it, tidy up."""
+        if self._chief and self.recorder is not None:
+            self.recorder.finish(wait=self._wait)
 
     def _capture(self, *, iteration: int, logs: Mapping[str, Any]) -> None:
-        assert self._output is not None  # created in on_train_begin on the chief
-        present, score = self._score(logs)
-        if not self._should_capture(present, score, logs):
+        recorder = self.recorder
+        assert recorder is not None  # created in on_train_begin on the chief
+        record, is_best, score = self._ranking.consider(logs)
+        if not record:
             return
-        is_best = score is not None and (self._best is None or self._better(score, self._best))
-        tags = [LAST_TAG, BEST_TAG] if is_best else [LAST_TAG]
-        recorded = _recorded(logs[self._monitor]) if present and self._monitor is not None else None
-        metadata = {
-            "monitor": self._monitor, "score": recorded,
-            "mode": self._mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
-            "metrics": {str(k): _recorded(v) for k, v in logs.items()},
-            "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE],
-        }
-        self._sweep_folders()
-        folder = tempfile.mkdtemp(prefix="modelyard-keras-")
-        try:
-            save_weights(self.model, Path(folder) / WEIGHTS_FILE)
-            if not self._save_weights_only:
-                self.model.save(Path(folder) / ARCHIVE_FILE)
-            uri = self._output.update_weights_package(
-                weights_path=folder, target_filename=PACKAGE_NAME, auto_delete_file=True,
-                iteration=iteration, metadata=metadata, version_tags=tags)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # nothing was handed over
-            raise
-        self._folders.append(folder)  # the files are the upload's now; the empty folder is swept later
-        version = self._version_at(uri)
-        if self._saves:  # earlier versions of this fit may carry the tags: move them here
-            self._output.set_version_tags(version, add=tags, exclusive=True)
-        if is_best:
-            self._best = score
-        self._kept.append(_Kept(version, score, self._saves))
-        self._saves += 1
-        self._retain()
+        folder = recorder.scratch_dir(prefix="modelyard-keras-")
+        save_weights(self.model, folder / WEIGHTS_FILE)
+        if not self._save_weights_only:
+            self.model.save(folder / ARCHIVE_FILE)
+        version = recorder.record(
+            folder, iteration=iteration, metrics=logs, monitor=self._ranking.monitor,
+            metadata={"mode": self._ranking.mode, "epoch": self._epoch + 1, "global_step": self._optimizer_step(),
+                      "files": [WEIGHTS_FILE] if self._save_weights_only else [WEIGHTS_FILE, ARCHIVE_FILE]},
+            tags=[LAST_TAG, BEST_TAG] if is_best else [LAST_TAG], target_filename=PACKAGE_NAME,
+            auto_delete=True, snapshot="auto")
+        for displaced in self._ranking.add(version.version, score):  # keep_top_k, mirrored in storage
+            recorder.drop(displaced)
 
     def _optimizer_step(self) -> int | None:
-        optimizer = getattr(self.model, "optimizer", None)
-        iterations = getattr(optimizer, "iterations", None)
-        if iterations is None:
-            return None
-        return int(keras.ops.convert_to_numpy(iterations.value))
-
-    def _version_at(self, uri: str) -> int:
-        assert self._output is not None
-        # The object key ends in ".../models/<model id>/<version>/<file name>" (DESIGN.md, "Object key"):
-        # reading the number from it saves a registry round trip per checkpoint; the registry decides if not.
-        head, number, name = ("//" + uri.rstrip("/")).rsplit("/", 2)
-        if name == PACKAGE_NAME and number.isdigit() and head.endswith(f"/models/{self._output.id}"):
-            return int(number)
-        for v in reversed(self._output.versions):
-            if v.uri == uri:
-                return v.version
-        raise InvalidArgumentError(f"model {self._output.id} has no version at {uri}; was it removed "
-                                   "while training?")
-
-    def _worst(self) -> _Kept:
-        if self._monitor is None:
-            return min(self._kept, key=lambda k: k.order)  # recency: the oldest goes
-
-        def rank(k: _Kept) -> tuple[int, float, int]:
-            # Unscored versions rank below every scored one; ties go to the oldest.
-            if k.score is None:
-                return (0, 0.0, k.order)
-            return (1, k.score if self._mode == "max" else -k.score, k.order)
-
-        return min(self._kept, key=rank)
-
-    def _retain(self) -> None:
-        """Mirror ``keep_top_k`` in the registry and storage."""
-        if self._keep_top_k is not None:
-            while len(self._kept) > self._keep_top_k:
-                victim = self._worst()
-                self._kept.remove(victim)
-                self._retiring.append(victim.version)
-        self._retire(wait=False)
-
-    def _retire(self, *, wait: bool) -> None:
-        """Remove displaced versions whose uploads settled (all of them if ``wait``).
-
-        Removing a version that is still uploading waits for the upload, which must not stall training: such
-        a version is removed at a later checkpoint, or when training ends.
-        """
-        assert self._output is not None
-        keep: list[int] = []
-        for version in self._retiring:
-            try:
-                if not wait and self._output.get_version(version).state not in _SETTLED:
-                    keep.append(version)
-                    continue
-                # False when pinned or published: it stays in storage, outside this run's retention.
-                self._output.remove_version(version)
-            except NotFoundError:
-                continue  # already removed by someone else
-        self._retiring = keep
-
-    def _sweep_folders(self) -> None:
-        """Remove the temporary folders whose files the upload engine has already taken away."""
-        remaining = []
-        for folder in self._folders:
-            try:
-                os.rmdir(folder)
-            except FileNotFoundError:
-                continue
-            except OSError:  # not empty yet (upload pending) or kept after a failed upload
-                remaining.append(folder)
-        self._folders = remaining
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        return None if iterations is None else int(keras.ops.convert_to_numpy(iterations.value))

@@ -1,9 +1,4 @@
-"""The ``modelyard.plugins`` entry-point target: registers the Keras integration, importing no Keras.
-
-pluggy imports every entry-point module when modelyard discovers plugins, in every process that uses
-modelyard, so this module imports only :mod:`modelyard.hookspecs` and names the callback by a lazy
-``"module:Class"`` string, imported when :func:`modelyard.get_callback_class` first asks for it.
-"""
+"""The ``modelyard.plugins`` entry-point target: names the callback as ``"module:Class"``, imports no Keras."""
 
 from __future__ import annotations
 

@@ -1,18 +1,18 @@
-"""Keras variables <-> safetensors tensors, keyed by each variable's Keras path (``dense/kernel``)."""
+"""Keras variables <-> safetensors tensors by Keras path (``dense/kernel``), both ways, never unpickling."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelyard import InvalidArgumentError, save_safetensors
+from modelyard import FormatError, InvalidArgumentError, save_safetensors, sniff_format, version_file
+from modelyard import load_weights as load_tensors
 
 from ._keras import import_keras
 
@@ -29,11 +29,7 @@ _AUTO_SUFFIX = re.compile(r"_\d+(?=/|$)")
 
 
 def variable_keys(model: Any) -> list[tuple[str, Any]]:
-    """Return ``(key, variable)`` for every weight of ``model``, in ``model.weights`` order.
-
-    The key is the variable's Keras path. Keras keeps paths unique within a functional or sequential model;
-    subclassed models can repeat one, so a repeat gets ``#1``, ``#2``, ... in order of appearance, the same
-    on save and on load.
+    """Return ``(key, variable)`` for every weight in ``model.weights`` order; a repeated path gets ``#1``, ...
 
     Raises:
         InvalidArgumentError: A disambiguated key collides with a real path.
@@ -53,57 +49,29 @@ def variable_keys(model: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _to_storable(array: np.ndarray) -> np.ndarray:
-    # ml_dtypes types (bfloat16, float8_*) have kind "V" and no numpy reader on the load side; upcasting
-    # to float32 is exact, and assignment casts back to the variable's dtype.
-    if array.dtype.kind == "V":
-        return array.astype(np.float32)
-    return array
-
-
-def capture_weights(model: Any) -> dict[str, np.ndarray]:
-    """Copy every weight of ``model`` to a numpy array, on whichever backend Keras runs.
-
-    Returns:
-        Key (see :func:`variable_keys`) -> array.
-    """
-    keras = import_keras()
-    convert = keras.ops.convert_to_numpy
-    # `variable.value` is the backend tensor: converting it directly skips the Variable's own __array__.
-    return {key: _to_storable(np.asarray(convert(variable.value))) for key, variable in variable_keys(model)}
-
-
 def save_weights(model: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``model``'s weights to a safetensors file (atomically).
-
-    Returns:
-        The path written.
-    """
+    """Write ``model``'s weights, on whichever backend Keras runs, to a safetensors file (atomically)."""
     keras = import_keras()
-    tensors = capture_weights(model)
+    # `variable.value` is the backend tensor: converting it directly skips the Variable's own __array__.
+    # ml_dtypes types (bfloat16, float8_*, numpy kind "V") have no reader on the load side; float32 is exact.
+    tensors = {key: np.asarray(keras.ops.convert_to_numpy(variable.value)) for key, variable in variable_keys(model)}
+    tensors = {k: a.astype(np.float32) if a.dtype.kind == "V" else a for k, a in tensors.items()}
     metadata = {"format": "keras", "keras_version": str(keras.__version__),
                 "backend": str(keras.backend.backend()), ORDER_KEY: json.dumps(list(tensors))}
     return save_safetensors(tensors, path, metadata=metadata)
 
 
 def read_order(path: str | os.PathLike[str]) -> list[str] | None:
-    """Return the key order recorded by :func:`save_weights`, or ``None`` when the file has none.
+    """Return the key order :func:`save_weights` recorded (``None``: none); call on a validated file only."""
+    from safetensors import safe_open
 
-    Call only on a file already validated as safetensors (``modelyard.load_weights`` does that).
-    """
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    text = (header.get("__metadata__") or {}).get(ORDER_KEY)
-    if not isinstance(text, str):
-        return None
+    with safe_open(str(path), framework="np") as f:
+        text = (f.metadata() or {}).get(ORDER_KEY)
     try:
-        order = json.loads(text)
+        order = json.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
-    if not isinstance(order, list) or not all(isinstance(k, str) for k in order):
-        return None
-    return order
+    return order if isinstance(order, list) and all(isinstance(k, str) for k in order) else None
 
 
 def _by_position(expected: list[tuple[str, Any]], tensors: Mapping[str, np.ndarray],
@@ -122,17 +90,10 @@ def _by_position(expected: list[tuple[str, Any]], tensors: Mapping[str, np.ndarr
 
 def assign_weights(model: Any, tensors: Mapping[str, np.ndarray], *, source: str,
                    order: Sequence[str] | None = None) -> None:
-    """Assign arrays to ``model``'s variables by key; check everything before changing anything.
+    """Assign arrays to ``model``'s variables by key, checking everything before changing anything.
 
-    Keys are matched exactly. When they differ only in Keras's automatic layer numbering (``dense_2`` for
-    ``dense``: the same architecture built again in one process) and ``order`` is known, arrays are paired
-    by position instead, provided every path (numbering aside) and shape agrees.
-
-    Args:
-        model: A built Keras model.
-        tensors: Key -> array, as :func:`capture_weights` produced them.
-        source: Where the arrays came from, for error messages.
-        order: The keys in the saved model's ``model.weights`` order (see :func:`read_order`).
+    A model built again in one process (``dense_2`` for ``dense``) is matched by position (``order``: the
+    saved ``model.weights`` order) when every path, numbering aside, and shape agrees.
 
     Raises:
         InvalidArgumentError: The model has no weights yet, or keys or shapes do not match.
@@ -142,22 +103,15 @@ def assign_weights(model: Any, tensors: Mapping[str, np.ndarray], *, source: str
         raise InvalidArgumentError(f"model {model.name!r} has no weights yet: build it first (give it a "
                                    "keras.Input, or call it once on a batch) and load again.")
     names = {k for k, _ in expected}
-    if names != set(tensors):
-        paired = _by_position(expected, tensors, order)
-        if paired is not None:
-            tensors = paired
-            names = set(paired)
-    missing = [k for k, _ in expected if k not in tensors]
-    unexpected = sorted(set(tensors) - names)
+    if names != set(tensors) and (paired := _by_position(expected, tensors, order)) is not None:
+        tensors, names = paired, set(paired)
     problems = []
-    if missing:
+    if missing := [k for k, _ in expected if k not in tensors]:
         problems.append(f"missing from {source}: {_listing(missing)}")
-    if unexpected:
+    if unexpected := sorted(set(tensors) - names):
         problems.append(f"in {source} but not in the model: {_listing(unexpected)}")
-    for key, variable in expected:
-        if key in tensors and tuple(tensors[key].shape) != tuple(variable.shape):
-            problems.append(f"{key}: the model has shape {tuple(variable.shape)}, {source} has "
-                            f"{tuple(tensors[key].shape)}")
+    problems += [f"{key}: the model has shape {tuple(variable.shape)}, {source} has {tuple(tensors[key].shape)}"
+                 for key, variable in expected if key in tensors and tuple(tensors[key].shape) != tuple(variable.shape)]
     if problems:
         raise InvalidArgumentError(f"the weights do not fit model {model.name!r}; nothing was loaded. "
                                    + "; ".join(problems)
@@ -167,5 +121,54 @@ def assign_weights(model: Any, tensors: Mapping[str, np.ndarray], *, source: str
 
 
 def _listing(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_weights(model: Any, model_id: str, version: int | str | None = None) -> Any:
+    """Load a recorded checkpoint's ``model.safetensors`` into a built Keras model, by variable path.
+
+    Safetensors only (the format is read from the bytes); every key and shape is checked before any variable
+    changes (see :func:`assign_weights`).
+
+    Args:
+        model: A built Keras model with the trained model's architecture (returned, for chaining).
+        model_id: The modelyard model id (``ModelyardCallback.model_id``).
+        version: A version number, ``"best"`` or ``"last"``, or ``None``: the newest ready version.
+
+    Raises:
+        NotFoundError: No such model, version or file, or no ready version yet.
+        FormatError: Not a well-formed safetensors file. IntegrityError: The bytes fail verification.
+        InvalidArgumentError: The model is not built, or keys or shapes differ.
+    """
+    path = version_file(model_id, version, WEIGHTS_FILE)
+    if sniff_format(path) != "safetensors":
+        raise FormatError(f"{path.name} of model {model_id} is {sniff_format(path)}, not safetensors; it was "
+                          "not loaded.")
+    assign_weights(model, load_tensors(path), source=f"model {model_id}'s {WEIGHTS_FILE}", order=read_order(path))
+    return model
+
+
+def load_model(model_id: str, version: int | str | None = None, *,
+               custom_objects: Mapping[str, Any] | None = None, compile: bool = True) -> Any:
+    """Load a recorded checkpoint's ``model.keras`` archive with Keras's ``safe_mode=True`` (always on).
+
+    Safe mode refuses archives whose config would run code (``Lambda`` layers with bytecode). Custom layers
+    must be registered (``@keras.saving.register_keras_serializable()``) or passed as ``custom_objects``.
+
+    Args:
+        model_id: The modelyard model id.
+        version: A version number, ``"best"`` or ``"last"``, or ``None``: the newest ready version.
+        custom_objects: Custom classes and functions the archive refers to.
+        compile: Compile the model with its recorded compile configuration.
+
+    Raises:
+        NotFoundError: No such model or version, or no ``model.keras`` in it (``save_weights_only=True``).
+        FormatError: Not a Keras archive. IntegrityError: The bytes fail verification.
+    """
+    path = version_file(model_id, version, ARCHIVE_FILE, hint=" (it was recorded with save_weights_only=True; use "
+                        "load_weights() on a model you build yourself)")
+    if sniff_format(path) != "keras":
+        raise FormatError(f"{path.name} of model {model_id} is {sniff_format(path)}, not a Keras archive; it "
+                          "was not loaded.")
+    return import_keras().saving.load_model(path, custom_objects=dict(custom_objects) if custom_objects else None,
+                                            compile=compile, safe_mode=True)

@@ -1,14 +1,7 @@
-"""modelyard for PyTorch Lightning: one callback records every checkpoint, its config, labels and metric.
+"""modelyard for PyTorch Lightning: ``L.Trainer(callbacks=[ModelyardCallback()])`` records every checkpoint.
 
-Example:
-    >>> import lightning.pytorch as L
-    >>> from modelyard_lightning import ModelyardCallback
-    >>> trainer = L.Trainer(callbacks=[ModelyardCallback()])
-
-For the standalone ``pytorch_lightning`` package, use
-``modelyard_lightning.pytorch_lightning.ModelyardCallback``.
-``ModelyardCallback`` is imported on first use, so the read helpers and the ``pytorch_lightning`` variant work
-without the ``lightning`` package installed.
+For the standalone ``pytorch_lightning`` package use ``modelyard_lightning.pytorch_lightning.ModelyardCallback``.
+``ModelyardCallback`` is imported on first use: the read helpers work without ``lightning`` installed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""The ``modelyard.plugins`` entry-point target: makes the Lightning integration known, imports no framework.
-
-pluggy imports this module when modelyard first lists or looks up integrations, so it imports only
-:mod:`modelyard.hookspecs` and names the callback classes as ``"module:Class"`` strings, imported on first use
-by :func:`modelyard.get_callback_class`.
-"""
+"""The ``modelyard.plugins`` entry-point target: names the callbacks as ``"module:Class"``, imports no framework."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""``ModelyardCallback`` for the standalone ``pytorch_lightning`` package.
+"""``ModelyardCallback`` for the standalone ``pytorch_lightning`` package, on its own ``Callback`` class.
 
-``pytorch_lightning.Trainer`` and ``lightning.pytorch.Trainer`` each expect callbacks built on their own
-``Callback`` class, so this module builds the same callback on ``pytorch_lightning.Callback``::
-
-    import pytorch_lightning as pl
-    from modelyard_lightning.pytorch_lightning import ModelyardCallback
-
-    trainer = pl.Trainer(callbacks=[ModelyardCallback()])
+Example: ``pl.Trainer(callbacks=[modelyard_lightning.pytorch_lightning.ModelyardCallback()])``.
 """
 
 from __future__ import annotations

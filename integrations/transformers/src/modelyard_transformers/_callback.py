@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,22 +21,24 @@ except ImportError as e:  # pragma: no cover - exercised only without transforme
 #: The framework name recorded on every model this callback creates.
 FRAMEWORK = "transformers"
 CHECKPOINT_PREFIX = "checkpoint-"
-BEST, LAST, FINAL = "best", "last", "final"
+BEST, LAST, FINAL = modelyard.BEST_TAG, modelyard.LAST_TAG, modelyard.FINAL_TAG
 
 
 class ModelyardCallback(TrainerCallback):
     """Record a ``Trainer`` run in modelyard: every checkpoint, the model config, labels and the final model.
 
-    One :class:`modelyard.OutputModel` per ``train()`` call. Every save turns the ``checkpoint-N`` folder into
-    a package version (``iteration`` = the global step) in the caller's thread with hardlinks only, so the
-    upload runs in the background and ``save_total_limit`` rotation cannot tear it. Only the world process
-    zero records anything.
+    One :class:`modelyard.OutputModel` per ``train()`` call, kept by a :class:`modelyard.TrainingRecorder`
+    (task ownership, tags, retention, waiting: the rules every integration shares). Every save turns the
+    ``checkpoint-N`` folder into a package version (``iteration`` = the global step) in the caller's thread
+    with hardlinks only, so the upload runs in the background and ``save_total_limit`` rotation cannot tear
+    it. Only the world process zero records anything; ``train()`` returns once the run's uploads are done.
 
     Args:
-        task: The task the model belongs to (default: the current task, else a new one).
+        task: The task the model belongs to (default: the current task, else a new one named after
+            ``args.run_name``, closed when training ends).
         output_model: Record into this model instead of creating one (its config and labels are filled in
             when it has none).
-        name: The model name (default: ``args.run_name``, else the task's name).
+        name: The model name (default: the model's class name).
         project: The project of the task created when there is no current task.
         tags: Tags of the created model.
         comment: A description of the created model.
@@ -63,6 +61,8 @@ class ModelyardCallback(TrainerCallback):
                  label_enumeration: Mapping[str, int] | None = None, include_training_state: bool = True,
                  mirror_retention: bool = True, record_final: bool = True,
                  upload_uri: str | None = None) -> None:
+        if task is not None and not isinstance(task, modelyard.Task):
+            raise modelyard.InvalidArgumentError(f"task must be a modelyard Task, got {type(task).__name__}")
         self._task = task
         self._injected = output_model
         self._name = name
@@ -74,23 +74,27 @@ class ModelyardCallback(TrainerCallback):
         self._mirror_retention = bool(mirror_retention)
         self._record_final = bool(record_final)
         self._upload_uri = upload_uri
+        self._recorder: modelyard.TrainingRecorder | None = None
         self._reset()
 
     def _reset(self) -> None:
-        self._model: modelyard.OutputModel | None = None
         self._arguments: dict[str, Any] = {}
         #: version number -> the local checkpoint folder it was taken from (absolute)
         self._checkpoints: dict[int, str] = {}
         #: global step -> the evaluation metrics logged at that step
         self._metrics: dict[int, dict[str, float]] = {}
         self._last: tuple[int, int] | None = None  # (global step, version) of the newest checkpoint
-        self._best: int | None = None
         self._config: dict[str, Any] | None = None  # the model config as last recorded
 
     @property
     def output_model(self) -> modelyard.OutputModel | None:
         """The model this run records into (``None`` before training starts, and on other processes)."""
-        return self._model
+        return self._recorder.models.get(None) if self._recorder is not None else None
+
+    @property
+    def recorder(self) -> modelyard.TrainingRecorder | None:
+        """The recorder of the current (or last) run."""
+        return self._recorder
 
     # -- Trainer events -----------------------------------------------------------------------------
 
@@ -98,7 +102,6 @@ class ModelyardCallback(TrainerCallback):
         """Create the run's model with the model config, the labels and the scrubbed training arguments."""
         if not state.is_world_process_zero:
             return
-        self._reset()
         self._start(args, model)
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Mapping[str, Any] | None = None,
@@ -114,42 +117,50 @@ class ModelyardCallback(TrainerCallback):
         """Record the checkpoint the Trainer just saved, then mirror its rotation."""
         if not state.is_world_process_zero:
             return
-        if self._model is None:
+        if self._recorder is None or self._recorder.finished:
             self._start(args, model)
-        out = self._require_model()
+        recorder = self._require()
         if self._config is not None:
             self._sync_config(model)
         step = int(state.global_step)
         folder = self._checkpoint_folder(args, state)
-        metadata = {**self._step_metadata(args, step, state), "kind": "checkpoint",
-                    "training_state": self._include_training_state}
-        uri = out.update_weights_package(
-            weights_path=folder, upload_uri=self._upload_uri, target_filename=os.path.basename(folder),
-            auto_delete_file=False, iteration=step, metadata=metadata, version_tags=[LAST], snapshot="link",
+        version = recorder.record(
+            folder, iteration=step, metrics=self._metrics.get(step), monitor=self._monitor(args),
+            metadata={**self._step_metadata(args, state), "kind": "checkpoint",
+                      "training_state": self._include_training_state},
+            tags=[LAST], target_filename=os.path.basename(folder),
             exclude=excluded_files(self._include_training_state))
-        version = self._version_at(uri)
-        out.set_version_tags(version, add=[LAST], exclusive=True)
-        self._checkpoints[version] = folder
-        self._last = (step, version)
+        self._checkpoints[version.version] = folder
+        self._last = (step, version.version)
         self._tag_best(args, state)
-        self._mirror(args, at_end=False)
+        self._mirror(args)
 
     def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None,
                      processing_class: Any = None, **kwargs: Any) -> None:
-        """Tag the best and the final model, and mirror the Trainer's last clean-up."""
-        if not state.is_world_process_zero or self._model is None:
+        """Tag the best and the final model, mirror the last clean-up, and wait for the run's uploads.
+
+        Raises:
+            UploadError: An upload of this run failed (a task created here is marked failed).
+        """
+        recorder = self._recorder
+        if not state.is_world_process_zero or recorder is None or recorder.finished:
             return
-        self._tag_best(args, state)
-        self._mirror(args, at_end=True)
-        if self._record_final:
-            self._record_final_model(args, state, model, kwargs.get("tokenizer") or processing_class)
+        try:
+            self._tag_best(args, state)
+            self._mirror(args)
+            if self._record_final:
+                self._record_final_model(args, state, model, kwargs.get("tokenizer") or processing_class)
+        except BaseException as e:
+            recorder.finish(e)
+            raise
+        recorder.finish()
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _require_model(self) -> modelyard.OutputModel:
-        if self._model is None:  # pragma: no cover - _start always sets it
+    def _require(self) -> modelyard.TrainingRecorder:
+        if self._recorder is None:  # pragma: no cover - _start always sets it
             raise modelyard.InvalidArgumentError("ModelyardCallback has no model: training has not started")
-        return self._model
+        return self._recorder
 
     def _sync_config(self, model: Any) -> None:
         """Record the model config again when training changed it.
@@ -158,32 +169,26 @@ class ModelyardCallback(TrainerCallback):
         """
         config_dict = _config_dict(model)
         if config_dict and config_dict != self._config:
-            self._require_model().update_design(config_dict=config_dict)
+            self._require().model().update_design(config_dict=config_dict)
             self._config = config_dict
 
     def _start(self, args: Any, model: Any) -> None:
-        config = getattr(model, "config", None)
+        if self._recorder is not None and not self._recorder.finished:
+            self._recorder.finish(RuntimeError("a new train() started before the previous one ended"))
+        self._reset()
         config_dict = _config_dict(model)
-        labels = self._labels if self._labels is not None else labels_from_config(config)
+        labels = self._labels if self._labels is not None else labels_from_config(getattr(model, "config", None))
         self._arguments = scrub_arguments(args.to_dict()) if hasattr(args, "to_dict") else {}
-        if self._injected is not None:
-            out = self._injected
-            if config_dict and not out.config_text:
-                out.update_design(config_dict=config_dict)
-                self._config = config_dict
-            if labels is not None and (self._labels is not None or not out.labels):
-                out.update_labels(labels)
-        else:
-            task = self._task or modelyard.Task.current_task()
-            if task is None:
-                task = modelyard.Task.init(project_name=self._project,
-                                           task_name=getattr(args, "run_name", None))
-            out = modelyard.OutputModel(
-                task, config_dict=config_dict, label_enumeration=labels,
-                name=self._name or getattr(args, "run_name", None), tags=self._tags, comment=self._comment,
-                framework=FRAMEWORK)
+        recorder = modelyard.TrainingRecorder(framework=FRAMEWORK, task=self._task, project=self._project,
+                                              task_name=getattr(args, "run_name", None),
+                                              upload_uri=self._upload_uri)
+        self._recorder = recorder
+        out = recorder.add_model(name=self._name or type(model).__name__, config=config_dict, labels=labels,
+                                 tags=self._tags, comment=self._comment, model=self._injected)
+        if self._injected is not None and self._labels is not None:
+            out.update_labels(self._labels)  # an explicit label_enumeration wins over the model's own
+        if self._injected is None or out.config_dict == config_dict:
             self._config = config_dict
-        self._model = out
 
     def _checkpoint_folder(self, args: Any, state: Any) -> str:
         name = f"{CHECKPOINT_PREFIX}{state.global_step}"
@@ -204,71 +209,41 @@ class ModelyardCallback(TrainerCallback):
             return None
         return metric if str(metric).startswith("eval_") else f"eval_{metric}"
 
-    def _step_metadata(self, args: Any, step: int, state: Any) -> dict[str, Any]:
-        meta: dict[str, Any] = {"global_step": step, "transformers_version": transformers.__version__,
+    def _step_metadata(self, args: Any, state: Any) -> dict[str, Any]:
+        meta: dict[str, Any] = {"global_step": int(state.global_step),
+                                "transformers_version": transformers.__version__,
                                 "training_args": self._arguments}
         if state.epoch is not None:
             meta["epoch"] = float(state.epoch)
-        metrics = self._metrics.get(step)
-        if metrics:
-            meta["metrics"] = metrics
-        monitor = self._monitor(args)
-        if monitor:
-            meta["monitor"] = monitor
+        if self._monitor(args):
             meta["greater_is_better"] = bool(getattr(args, "greater_is_better", False))
-            if metrics and monitor in metrics:
-                meta["score"] = metrics[monitor]
         return meta
-
-    def _version_at(self, uri: str) -> int:
-        for v in reversed(self._require_model().versions):
-            if v.uri == uri:
-                return v.version
-        raise modelyard.NotFoundError(f"the version just recorded at {uri} is missing from the registry")
 
     def _version_of_folder(self, folder: str | None) -> int | None:
         if not folder:
             return None
         wanted = os.path.abspath(folder)
-        for version, recorded in self._checkpoints.items():
-            if recorded == wanted:
-                return version
-        return None
+        return next((v for v, recorded in self._checkpoints.items() if recorded == wanted), None)
 
     def _tag_best(self, args: Any, state: Any) -> None:
         if self._monitor(args) is None:
             return  # the Trainer tracks a best checkpoint only when metric_for_best_model is set
         version = self._version_of_folder(getattr(state, "best_model_checkpoint", None))
-        if version is None or version == self._best:
-            return
-        self._require_model().set_version_tags(version, add=[BEST], exclusive=True)
-        self._best = version
+        if version is not None:
+            self._require().tag(version, BEST)
 
-    def _mirror(self, args: Any, *, at_end: bool) -> None:
-        """Remove the versions whose local checkpoint the Trainer rotated away."""
+    def _mirror(self, args: Any) -> None:
+        """Hand the versions whose local checkpoint the Trainer rotated away to the recorder's retention."""
         limit = getattr(args, "save_total_limit", None)
         if not self._mirror_retention or not limit or limit <= 0:
             return  # without a limit the Trainer deletes nothing, so a vanished folder is not rotation
-        gone = [v for v, folder in self._checkpoints.items() if not os.path.isdir(folder)]
-        if not gone:
-            return
-        out = self._require_model()
-        rows = {v.version: v for v in out.versions}
-        for version in gone:
-            row = rows.get(version)
-            if row is None:  # removed by someone else already
+        for version, folder in list(self._checkpoints.items()):
+            if not os.path.isdir(folder):
                 del self._checkpoints[version]
-                continue
-            if BEST in row.tags or FINAL in row.tags:
-                continue
-            if row.state in ("pending", "uploading") and not at_end:
-                continue  # removing now would wait for the upload: never stall training; retried next save
-            if out.remove_version(version):
-                del self._checkpoints[version]
-            # False: pinned or published; kept, and looked at again later (it may be unpinned)
+                self._require().drop(version)
 
     def _record_final_model(self, args: Any, state: Any, model: Any, processor: Any) -> None:
-        out = self._require_model()
+        recorder = self._require()
         version: int | None = None
         best = getattr(state, "best_model_checkpoint", None)
         if getattr(args, "load_best_model_at_end", False) and best:
@@ -276,44 +251,23 @@ class ModelyardCallback(TrainerCallback):
             version = self._version_of_folder(best)
         elif self._last is not None and self._last[0] == state.global_step:
             version = self._last[1] if self._last[1] in self._checkpoints else None
-        if version is None:
-            if model is None or not hasattr(model, "save_pretrained"):
-                raise modelyard.InvalidArgumentError(
-                    "ModelyardCallback cannot record the final model: the Trainer passed no model with "
-                    "save_pretrained to on_train_end; pass record_final=False")
-            version = self._save_final(state, model, processor)
-        out.set_version_tags(version, add=[FINAL], exclusive=True)
-
-    def _save_final(self, state: Any, model: Any, processor: Any) -> int:
-        """Save the in-memory model (no second Trainer) and record it; the files are removed once uploaded."""
-        out = self._require_model()
-        folder = tempfile.mkdtemp(prefix="modelyard-final-")
-        try:
-            model.save_pretrained(folder)
-            if processor is not None and hasattr(processor, "save_pretrained"):
-                processor.save_pretrained(folder)
-            step = int(state.global_step)
-            metadata = {"global_step": step, "transformers_version": transformers.__version__,
-                        "training_args": self._arguments, "kind": "final", "training_state": False}
-            uri = out.update_weights_package(
-                weights_path=folder, upload_uri=self._upload_uri, target_filename=FINAL,
-                auto_delete_file=True, iteration=step, metadata=metadata, version_tags=[FINAL],
-                snapshot="link")
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        # The files are deleted once their upload is durable (kept if it fails); the emptied folder goes at
-        # exit, after modelyard has drained its uploads.
-        atexit.register(_remove_if_empty, folder)
-        return self._version_at(uri)
+        if version is not None:
+            recorder.tag(version, FINAL)
+            return
+        if model is None or not hasattr(model, "save_pretrained"):
+            raise modelyard.InvalidArgumentError(
+                "ModelyardCallback cannot record the final model: the Trainer passed no model with "
+                "save_pretrained to on_train_end; pass record_final=False")
+        # The in-memory model (no second Trainer), in a scratch folder the recorder removes once uploaded.
+        folder = recorder.scratch_dir(prefix="modelyard-final-")
+        model.save_pretrained(folder)
+        if processor is not None and hasattr(processor, "save_pretrained"):
+            processor.save_pretrained(folder)
+        recorder.record(folder, iteration=int(state.global_step), tags=[FINAL], target_filename=FINAL,
+                        metadata={**self._step_metadata(args, state), "kind": "final", "training_state": False})
 
 
 def _config_dict(model: Any) -> dict[str, Any] | None:
     config = getattr(model, "config", None)
     to_dict = getattr(config, "to_dict", None)
     return to_dict() if callable(to_dict) else None
-
-
-def _remove_if_empty(folder: str) -> None:
-    with contextlib.suppress(OSError):  # not empty: an upload failed and the files are the only copy
-        os.rmdir(folder)

@@ -114,14 +114,7 @@ def labels_from_config(config: Any) -> dict[str, int] | None:
     label2id = getattr(config, "label2id", None)
     labels: dict[str, int] | None = None
     if isinstance(id2label, Mapping) and id2label:
-        labels = {}
-        for raw_id, name in id2label.items():
-            label_id = int(raw_id) if isinstance(raw_id, str) and raw_id.lstrip("-").isdigit() else raw_id
-            if name in labels:
-                raise modelyard.LabelError(
-                    f"config.id2label names {name!r} for ids {labels[name]} and {label_id}; give each id its "
-                    "own name, or pass label_enumeration= to ModelyardCallback")
-            labels[name] = label_id
+        labels = modelyard.labels_from_id2label(id2label, "config.id2label")
     elif isinstance(label2id, Mapping) and label2id:
         labels = dict(label2id)
     if not labels or _is_default(labels):

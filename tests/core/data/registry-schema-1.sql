@@ -1,0 +1,15 @@
+CREATE TABLE modelyard_meta (key VARCHAR(64) NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tasks (id VARCHAR(32) NOT NULL PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, status VARCHAR(16) NOT NULL, output_uri TEXT, tags TEXT NOT NULL, created FLOAT NOT NULL, updated FLOAT NOT NULL);
+CREATE INDEX ix_tasks_project_name ON tasks (project, name);
+CREATE TABLE models (id VARCHAR(32) NOT NULL PRIMARY KEY, task_id VARCHAR(32), project TEXT NOT NULL, name TEXT NOT NULL, comment TEXT NOT NULL, framework TEXT, config_text TEXT, labels TEXT, tags TEXT NOT NULL, system_tags TEXT NOT NULL, published BOOLEAN NOT NULL, archived BOOLEAN NOT NULL, base_model_id VARCHAR(32), upload_uri TEXT, version_count INTEGER NOT NULL, created FLOAT NOT NULL, updated FLOAT NOT NULL);
+CREATE INDEX ix_models_created ON models (created);
+CREATE INDEX ix_models_project_created ON models (project, created);
+CREATE INDEX ix_models_name_created ON models (name, created);
+CREATE INDEX ix_models_task ON models (task_id);
+CREATE TABLE model_tags (model_id VARCHAR(32) NOT NULL REFERENCES models (id) ON DELETE CASCADE, tag TEXT NOT NULL, PRIMARY KEY (model_id, tag));
+CREATE INDEX ix_model_tags_tag ON model_tags (tag, model_id);
+INSERT INTO modelyard_meta VALUES ('schema_version', '1');
+INSERT INTO tasks VALUES ('t1', 'proj', 'run', 'created', NULL, '[]', 1.0, 1.0);
+INSERT INTO models VALUES ('m1', 't1', 'proj', 'old', '', NULL, NULL, NULL, '["a", "b"]', '[]', false, false, NULL, NULL, 0, 1.0, 1.0);
+INSERT INTO models VALUES ('m2', 't1', 'proj', 'new', '', NULL, NULL, NULL, '["b"]', '[]', false, false, NULL, NULL, 0, 2.0, 2.0);
+INSERT INTO model_tags VALUES ('m1', 'a'), ('m1', 'b'), ('m2', 'b');
