@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard import _packages
+from modelyard import _manifest
 from modelyard._errors import ArchiveError, InvalidArgumentError
 from modelyard._packages import (
     MANIFEST_NAME,
@@ -284,7 +284,7 @@ def test_manifest_from_json_refuses_bad_bytes_and_types():
 
 
 def test_manifest_entry_count_is_bounded(monkeypatch):
-    monkeypatch.setattr(_packages, "_MAX_MANIFEST_ENTRIES", 3)
+    monkeypatch.setattr(_manifest, "_MAX_MANIFEST_ENTRIES", 3)
     files = [{"path": f"f{i}", "size": 0, "sha256": SHA} for i in range(4)]
     with pytest.raises(ArchiveError, match="at most 3"):
         Manifest.from_json(_manifest_text(files))

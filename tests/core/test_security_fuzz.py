@@ -14,15 +14,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelyard._config import config_to_text, text_to_config
 from modelyard._errors import ArchiveError, ConfigError, FormatError, LabelError, ModelyardError
-from modelyard._formats import (
-    FORMATS,
-    config_to_text,
-    sniff_format,
-    text_to_config,
-    validate_labels,
-    validate_safetensors,
-)
+from modelyard._labels import validate_labels
 from modelyard._packages import (
     Manifest,
     check_names_unique,
@@ -30,6 +24,8 @@ from modelyard._packages import (
     safe_extract_zip,
     validate_member_name,
 )
+from modelyard._sniff import FORMATS, sniff_format
+from modelyard._weights import validate_safetensors
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

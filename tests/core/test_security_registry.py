@@ -88,7 +88,9 @@ def storage_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]
     """Log every storage call modelyard makes (protocol, method, path) for the rest of the test."""
     log: list[tuple[str, str, str]] = []
     real = _storage.filesystem
-    monkeypatch.setattr(_storage, "filesystem", lambda protocol: _Spy(real(protocol), protocol, log))
+    spy = lambda protocol: _Spy(real(protocol), protocol, log)  # noqa: E731
+    for module in (_storage, _storage.uris):  # the facade, and the module the storage layer calls through
+        monkeypatch.setattr(module, "filesystem", spy)
     return log
 
 

@@ -36,15 +36,17 @@ from ._errors import (
     UnsafeFormatError,
     UploadError,
 )
-from ._formats import labels_from_names, load_weights, save_safetensors, sniff_format, validate_labels
+from ._labels import labels_from_names, validate_labels
 from ._model import InputModel, Model
 from ._output_model import OutputModel
 from ._plugins import available_integrations, get_callback_class
 from ._ranking import CheckpointRanking
 from ._recording import BEST_TAG, FINAL_TAG, LAST_TAG, TrainingRecorder
+from ._sniff import sniff_format
 from ._task import Task
 from ._uploads import enable_graceful_shutdown, sync
 from ._versions import ModelVersion
+from ._weights import load_weights, save_safetensors
 from .hookspecs import RegisterIntegration, hookimpl
 
 try:

@@ -6,27 +6,22 @@ size and sha256 is *missing* or *corrupt*; a row whose URI lies outside the regi
 destinations that no version references any more is an *orphan* (left by ``modelyard models rm
 --keep-files``, a crash between commit and bookkeeping, or a registry row removed by hand).
 
-Only keys in modelyard's own layout (``<project>/<task>/models/<model id>/<version>/...``) are ever
+Only keys in modelyard's own layout (:mod:`modelyard._storage.layout`, one folder per model version) are ever
 considered orphans, so files a user keeps beside modelyard's under the same bucket or folder are never
 reported or removed. Two registries must not share one destination folder if either runs ``gc``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _storage
 from ._errors import ArchiveError, DestinationError, ModelyardError, StorageError
+from ._manifest import Manifest
 from ._registry import ACTIVE_STATES, Registry
-from ._uploads import MANIFEST_NAME
 
-#: A key below a destination that modelyard wrote: project / task / "models" / model id / version / file.
-_OWNED_KEY = _storage.OWNED_KEY
 #: Manifests are small; a larger object at a manifest key is corrupt, not something to read into memory.
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
@@ -92,39 +87,6 @@ class AuditReport:
         return bool(self.problems or self.orphans)
 
 
-def hash_object(uri: str, progress: Progress | None = None, limit: int | None = None
-                ) -> tuple[int, str, bytes | None] | None:
-    """Stream an object and return its size and sha256 (and its bytes when ``limit`` is given).
-
-    Returns:
-        ``None`` when the object does not exist.
-
-    Raises:
-        StorageError: The object exceeds ``limit`` bytes.
-        OSError: The object cannot be read.
-    """
-    protocol, path = _storage.split_uri(uri)
-    fs = _storage.filesystem(protocol)
-    try:
-        f = fs.open(path, "rb")
-    except FileNotFoundError:
-        return None
-    digest = hashlib.sha256()
-    size = 0
-    kept: list[bytes] | None = [] if limit is not None else None
-    with f:
-        while chunk := f.read(_storage.CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if kept is not None:
-                if limit is not None and size > limit:
-                    raise StorageError(f"{uri} is larger than {limit} bytes")
-                kept.append(chunk)
-            if progress:
-                progress(len(chunk))
-    return size, digest.hexdigest(), (b"".join(kept) if kept is not None else None)
-
-
 def total_recorded_bytes(registry: Registry, model_id: str | None = None) -> int:
     """Return the bytes :func:`audit` will hash (known sizes of ready versions), for a progress bar."""
     return sum(int(r["size"] or 0) for r in _version_rows(registry, model_id) if r["state"] == "ready")
@@ -184,13 +146,8 @@ def remove_orphans(registry: Registry, orphans: Iterable[Orphan]) -> tuple[int, 
     for orphan in orphans:
         _storage.check_confined(orphan.uri, destinations)
         _storage.delete_uri(orphan.uri)
-        count += 1
+        count += 1  # delete_uri also drops a local version folder once it is empty
         size += orphan.size or 0
-        protocol, path = _storage.split_uri(orphan.uri)
-        if _storage.is_local(protocol):
-            # The version folder (never reused: version numbers only grow) goes when it is empty.
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.dirname(path))
     return count, size
 
 
@@ -214,7 +171,7 @@ def _check_version(row: dict[str, Any], destinations: list[str], report: AuditRe
         if row["package_format"] == "dir":
             _check_package(uri, row["sha256"], report, progress, problem)
             return
-        found = hash_object(uri, progress)
+        found = _storage.hash_object(uri, progress)
         if found is None:
             problem("missing", "the object does not exist")
             return
@@ -233,12 +190,9 @@ def _check_version(row: dict[str, Any], destinations: list[str], report: AuditRe
 
 def _check_package(uri: str, manifest_sha: str | None, report: AuditReport, progress: Progress | None,
                    problem: Callable[..., None]) -> None:
-    from ._packages import Manifest
-
-    base = uri.rstrip("/")
-    manifest_uri = f"{base}/{MANIFEST_NAME}"
+    manifest_uri = _storage.manifest_uri(uri)
     try:
-        found = hash_object(manifest_uri, progress, limit=_MAX_MANIFEST_BYTES)
+        found = _storage.hash_object(manifest_uri, progress, limit=_MAX_MANIFEST_BYTES)
     except StorageError as e:
         problem("corrupt", str(e), manifest_uri)
         return
@@ -260,8 +214,8 @@ def _check_package(uri: str, manifest_sha: str | None, report: AuditReport, prog
         problem("corrupt", f"the manifest is invalid: {e}", manifest_uri)
         return
     for entry in manifest.entries:
-        member = f"{base}/{_storage.package_key(entry.path)}"
-        got = hash_object(member, progress)
+        member = _storage.member_uri(uri, entry.path)
+        got = _storage.hash_object(member, progress)
         if got is None:
             problem("missing", f"package member {entry.path} does not exist", member)
             continue
@@ -299,8 +253,8 @@ def _list_owned_objects(registry: Registry, model_id: str | None) -> dict[str, i
         for path, info in listing.items():
             if not path.startswith(prefix) or info.get("type", "file") != "file":
                 continue
-            match = _OWNED_KEY.match(path[len(prefix):])
-            if match is None or (model_id is not None and match["model"] != model_id):
+            owner = _storage.owned_key_model(path[len(prefix):])
+            if owner is None or (model_id is not None and owner != model_id):
                 continue
             size = info.get("size")
             found[_storage.join_uri(protocol, path)] = int(size) if size is not None else None
@@ -316,7 +270,7 @@ def _unreferenced(listed: dict[str, int | None], rows: list[dict[str, Any]]) -> 
         if row["package_format"] == "dir":
             folders.add(uri)  # every member of a package is the package's
         if row["state"] in ACTIVE_STATES:
-            folders.add(uri.rsplit("/", 1)[0])  # an upload in flight owns its version folder (partials)
+            folders.add(_storage.version_folder(uri))  # an upload in flight owns its version folder (partials)
     orphans = []
     for uri, size in sorted(listed.items()):
         if uri in exact or any(parent in folders for parent in _parents(uri)):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._errors import LabelError
-from ._formats import labels_from_names, validate_labels
+from ._labels import labels_from_names, validate_labels
 
 _MAX_DEPTH = 60
 _MAX_ARRAY = 1000

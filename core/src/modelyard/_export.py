@@ -14,14 +14,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _storage
-from ._errors import FormatError, IntegrityError, InvalidArgumentError
-from ._uploads import MANIFEST_NAME
+from ._errors import FormatError, InvalidArgumentError
 
-#: ``start(label, total_bytes)`` returns ``advance(n_bytes)``.
-ProgressFactory = Callable[[str, "int | None"], Callable[[int], None]]
+if TYPE_CHECKING:
+    from ._terminal import ProgressFactory
 
 
 def _no_progress(label: str, total: int | None) -> Callable[[int], None]:
@@ -80,7 +79,7 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".modelyard-partial"))
     try:
         if kind == "zip":
-            from ._packages import safe_extract_zip
+            from ._zip import safe_extract_zip
 
             archive = scratch / "package.zip"
             got = _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
@@ -97,24 +96,7 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
 
 def _export_package(uri: str, manifest_sha: str | None, scratch: Path, target: Path,
                     progress: ProgressFactory) -> None:
-    """Fetch a folder package into ``scratch``, then rename the finished folder to ``target``.
-
-    The manifest is verified against the registry's sha256, then each member against the manifest.
-    """
-    from ._packages import Manifest
-
-    if manifest_sha is None:
-        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
-                             "row may be corrupt")
-    base = uri.rstrip("/")
-    manifest_path = scratch / MANIFEST_NAME
-    _storage.download_verified(f"{base}/{MANIFEST_NAME}", manifest_path, size=None, sha256=manifest_sha)
-    manifest = Manifest.from_json(manifest_path.read_bytes())
-    folder = scratch / "package"
-    folder.mkdir()
-    advance = progress(target.name, manifest.total_size)
-    for entry in manifest.entries:
-        _storage.download_verified(f"{base}/{_storage.package_key(entry.path)}",
-                                   folder.joinpath(*entry.path.split("/")), size=entry.size,
-                                   sha256=entry.sha256, progress=advance)
+    """Fetch a folder package into ``scratch`` (manifest, then each member, verified), then rename it to ``target``."""
+    folder, _ = _storage.download_package(uri, manifest_sha, scratch,
+                                          progress=lambda total: progress(target.name, total))
     os.rename(folder, target)

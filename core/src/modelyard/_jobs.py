@@ -166,8 +166,7 @@ def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> s
         return f"points outside the destinations ({e})"
     if _storage.owning_model(job.uri, destinations) != job.model_id:
         return "points outside its model's own folder"
-    base = job.uri.rstrip("/")
-    expected = [f"{base}/{_storage.package_key(f.name)}" if job.package else job.uri for f in job.files]
+    expected = [_storage.member_uri(job.uri, f.name) if job.package else job.uri for f in job.files]
     if not job.files or (not job.package and len(job.files) != 1) or [f.uri for f in job.files] != expected:
         return "writes objects other than its version's own"
     staging = None

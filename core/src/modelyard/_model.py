@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import _storage
+from ._config import config_to_text, text_to_config, validate_config_text
 from ._errors import InvalidArgumentError, ModelyardError, NotFoundError, PublishedModelError
-from ._formats import config_to_text, text_to_config, validate_config_text, validate_labels
+from ._labels import validate_labels
 from ._registry import Registry, get_registry
 from ._task import Task, check_tags, install_model_class
 from ._uploads import get_engine
-from ._versions import ModelVersion, delete_object_if_unused, fetch_package
+from ._versions import ModelVersion, delete_object_if_unused
 
 PACKAGE_TAG = "package"
 ARCHIVED_TAG = "archived"
@@ -199,7 +200,7 @@ class Model:
             target = fresh / _storage.safe_component(row["file_name"], limit=200)
             source = self._fetch(row)
             if row["package_format"] == "zip":
-                from ._packages import safe_extract_zip
+                from ._zip import safe_extract_zip
 
                 safe_extract_zip(source, target)
             else:
@@ -248,7 +249,7 @@ class Model:
         uri = row["uri"]
         _storage.check_confined(uri, self._registry.destinations())
         if row["package_format"] == "dir":
-            return fetch_package(uri, row["sha256"])
+            return _storage.fetch_package(uri, row["sha256"])
         return _storage.cached_download(uri, file_name=row["file_name"], size=row["size"],
                                         sha256=row["sha256"], on_first_hash=self._first_hash_recorder(row))
 

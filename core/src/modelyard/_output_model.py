@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import _plugins, _storage
+from ._config import config_to_text, text_to_config
 from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError, UploadError
-from ._formats import config_to_text, text_to_config, validate_labels
 from ._jobs import Job, JobFile, fingerprint, new_staging_dir
+from ._labels import validate_labels
 from ._model import PACKAGE_TAG, Model, check_free_text, check_name, config_from_args
 from ._settings import default_storage_uri, hostname
 from ._task import Task, check_tags
@@ -476,7 +477,7 @@ class OutputModel(Model):
                                           file_name=file_name)
             if job.package:
                 for f in job_files:
-                    f.uri = f"{job.uri}/{_storage.package_key(f.name)}"
+                    f.uri = _storage.member_uri(job.uri, f.name)
             else:
                 job_files[0].uri = job.uri
             return {"uri": job.uri, "job": job.journal()}

@@ -31,11 +31,10 @@ import tenacity
 from . import _storage
 from ._errors import IntegrityError, UploadError
 from ._jobs import Job, JobFile, fingerprint, journal_problem, owner_alive, owner_token
-from ._packages import MANIFEST_NAME
 from ._registry import Registry, get_registry
 from ._settings import exit_timeout, hostname, max_pending_uploads, retry_deadline, upload_workers
 
-__all__ = ["MANIFEST_NAME", "UploadEngine", "UploadObserver", "enable_graceful_shutdown",
+__all__ = ["UploadEngine", "UploadObserver", "enable_graceful_shutdown",
            "get_engine", "install_observer", "is_transient", "open_registry", "reset_engine", "sync"]
 
 
@@ -249,7 +248,7 @@ class UploadEngine:
         sha = ""
         uri = job.uri
         if job.package:
-            from ._packages import Manifest, ManifestEntry  # the zip machinery stays unloaded without packages
+            from ._manifest import Manifest, ManifestEntry
 
             entries = []
             for f in job.files:
@@ -257,7 +256,7 @@ class UploadEngine:
                 entries.append(ManifestEntry(f.name, result.size, result.sha256))
             manifest = Manifest(tuple(entries))
             data = manifest.to_json().encode()
-            self._retrying(lambda: _storage.put_bytes(f"{job.uri.rstrip('/')}/{MANIFEST_NAME}", data))
+            self._retrying(lambda: _storage.put_bytes(_storage.manifest_uri(job.uri), data))
             import hashlib
 
             size, sha = manifest.total_size, hashlib.sha256(data).hexdigest()

@@ -6,17 +6,11 @@ destinations before any read or delete, and package manifests are validated befo
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import _storage
-from ._errors import IntegrityError
-from ._packages import MANIFEST_NAME
 from ._registry import Registry
 
 
@@ -81,39 +75,3 @@ def delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removing
         # at another model's folder must not widen a delete: forget the row, never delete the object.
         return
     _storage.delete_uri(uri)
-
-
-def fetch_package(uri: str, manifest_sha: str | None) -> Path:
-    """Download a folder package into the cache, verifying the manifest and every file."""
-    from filelock import FileLock
-
-    from ._packages import Manifest
-
-    if manifest_sha is None:
-        # Packages become ready only with their manifest's sha256: without it nothing could be verified.
-        raise IntegrityError(f"no sha256 is recorded for the manifest of the package at {uri}; the registry "
-                             "row may be corrupt")
-    _storage.check_digest(manifest_sha)
-    folder = _storage.cache_root() / manifest_sha[:2] / manifest_sha
-    done = folder / "package"
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if done.is_dir():
-            return done
-        # Manifest and members go to a scratch folder; only a complete, verified package is moved into place.
-        scratch = Path(tempfile.mkdtemp(dir=folder, prefix=".partial-"))
-        try:
-            manifest_path = scratch / MANIFEST_NAME
-            _storage.download_verified(f"{uri.rstrip('/')}/{MANIFEST_NAME}", manifest_path, size=None,
-                                       sha256=manifest_sha)
-            manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
-            staging = scratch / "package"
-            staging.mkdir()
-            for entry in manifest.entries:
-                target = staging.joinpath(*entry.path.split("/"))
-                _storage.download_verified(f"{uri.rstrip('/')}/{_storage.package_key(entry.path)}", target,
-                                           size=entry.size, sha256=entry.sha256)
-            os.replace(staging, done)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return done

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import keras
 import pytest
+
+from modelyard.testing import run_python_blocks
 
 from .helpers import make_classifier, make_data
 
@@ -22,8 +23,5 @@ def test_docs_keras_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     x, y = make_data()
     namespace = {"model": make_classifier(), "x": x, "y": y, "MyLayer": MyLayer, "build_model": make_classifier}
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) >= 2
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"keras.md[block {i}]", "exec"), namespace)  # noqa: S102 - our own docs
+    namespace = run_python_blocks(DOC, namespace, min_blocks=2)
     assert isinstance(namespace["model"], keras.Model)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+
+from modelyard.testing import run_python_blocks
 
 from ._toy import toy_classes
 
@@ -23,11 +24,8 @@ def test_docs_lightning_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     module_class, data_class = toy_classes("lightning.pytorch")
     # What the page assumes the reader has: their LightningModule, datamodule, and a fresh module to load into.
     namespace = {"model": module_class(), "datamodule": data_class(), "module": module_class()}
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) >= 3
-    for i, block in enumerate(blocks):
-        # A block written for the standalone `pytorch_lightning` package is the other namespace's variant of
-        # the first one: it runs on its own, not in the sequence.
-        scope = dict(namespace) if "import pytorch_lightning" in block else namespace
-        exec(compile(block, f"lightning.md[block {i}]", "exec"), scope)  # noqa: S102 - our own docs
+    # A block written for the standalone `pytorch_lightning` package is the other namespace's variant of the
+    # first one: it runs on its own, not in the sequence.
+    namespace = run_python_blocks(DOC, namespace, min_blocks=3,
+                                  on_its_own=lambda block: "import pytorch_lightning" in block)
     assert namespace["model_id"]

@@ -10,9 +10,8 @@ import pytest
 
 import modelyard
 from modelyard import UnknownIntegrationError
+from modelyard.testing import FRAMEWORK_MODULES as FRAMEWORKS
 from modelyard.testing import reset_state
-
-FRAMEWORKS = ("torch", "lightning", "pytorch_lightning", "keras", "transformers", "tensorflow", "jax")
 
 
 def test_both_namespaces_are_registered() -> None:

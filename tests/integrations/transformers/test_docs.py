@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
+
+from modelyard.testing import run_python_blocks
 
 from ._tiny import TokenIds, arguments, tiny_model
 
@@ -16,8 +17,5 @@ def test_docs_transformers_examples_run(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     namespace = {"model": tiny_model(), "args": arguments(tmp_path / "out"), "train": TokenIds(),
                  "val": TokenIds(16, seed=1)}
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"transformers.md[block {i}]", "exec"), namespace)  # noqa: S102 - our own docs
+    namespace = run_python_blocks(DOC, namespace)
     assert namespace["model_id"]

@@ -22,9 +22,9 @@ Example::
     register()
     FaultyFileSystem.reset()
     plan = FaultyFileSystem.set_plan("bucket", FaultPlan(fail_every=3))
-    ...  # code under test writes to "faulty://bucket/models/..."
+    ...  # code under test writes to "faulty://bucket/weights/..."
     assert plan.counts.faults == 1
-    assert fsspec.filesystem("faulty").cat("faulty://bucket/models/m.bin") == expected
+    assert fsspec.filesystem("faulty").cat("faulty://bucket/weights/m.bin") == expected
 
 Plans for common faults::
 
