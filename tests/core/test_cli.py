@@ -613,15 +613,33 @@ def test_info_hides_the_registry_password(home: Path, monkeypatch: pytest.Monkey
 
 
 def test_db_upgrade(home: Path) -> None:
+    assert run("db", "current").stdout.strip().endswith("is not stamped (empty, or not opened since modelyard 0.1); "
+                                                        "`modelyard db upgrade` stamps it")
+    assert not (home / "registry.db").exists()  # `db current` changes nothing, not even creating the file
     out = run("db", "upgrade").stdout
-    assert out.strip() == f"registry sqlite:///{home}/registry.db is at schema version 2"
+    assert out.strip() == f"registry sqlite:///{home}/registry.db is at revision 0001"
+    assert run("db", "current").stdout.strip() == (
+        f"registry sqlite:///{home}/registry.db is at revision 0001 (this modelyard's head)")
     db = sqlite3.connect(home / "registry.db")
     with db:
-        db.execute("UPDATE modelyard_meta SET value = '99' WHERE key = 'schema_version'")
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
     db.close()
     reset_state(plugins=_plugins.PluginManager(load_entry_points=False))
     result = run("db", "upgrade", code=4)
-    assert "newer than this modelyard" in result.stderr and "Traceback" not in result.stderr
+    assert "9999" in result.stderr and "pip install -U modelyard" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_db_upgrade_sql_prints_the_ddl_without_connecting(home: Path, monkeypatch) -> None:
+    sql = run("db", "upgrade", "--sql").stdout
+    for table in ("tasks", "models", "model_tags", "versions", "task_models", "destinations", "modelyard_meta"):
+        assert f"CREATE TABLE {table} " in sql, table
+    assert "INSERT INTO alembic_version (version_num) VALUES ('0001')" in sql
+    assert not (home / "registry.db").exists()
+    # A PostgreSQL URL renders PostgreSQL's DDL, without a server or even its driver being reachable.
+    monkeypatch.setenv("MODELYARD_REGISTRY_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    pg = run("db", "upgrade", "--sql").stdout
+    assert "CREATE STATISTICS" in pg and "BEGIN;" in pg
 
 
 def test_commands_on_each_registry_backend(home: Path, registry_backend: str, tmp_path: Path) -> None:
@@ -642,7 +660,7 @@ def test_commands_on_each_registry_backend(home: Path, registry_backend: str, tm
     info = run_json("info")
     assert info["schema_version"] == 2
     upgraded = run("db", "upgrade").stdout
-    assert upgraded.strip().endswith("is at schema version 2")
+    assert upgraded.strip().endswith("is at revision 0001")
     if registry_backend == "postgres":
         assert info["registry"].startswith("postgresql+psycopg://modelyard:***@")
         assert ":modelyard@" not in upgraded and ":***@" in upgraded
