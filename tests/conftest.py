@@ -36,3 +36,15 @@ pytest_plugins = [] if _loaded_by_entry_point() else [PLUGIN]
 def _fresh_modelyard(modelyard_home: Path) -> Iterator[Path]:
     """Give every test of this suite a fresh ``MODELYARD_HOME`` and fresh modelyard state (the plugin's fixture)."""
     yield modelyard_home
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly, in one line, when the PostgreSQL half of the suite did not run (the env still passes)."""
+    from modelyard.testing.pytest_plugin import POSTGRES_SKIP_REASON
+
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and POSTGRES_SKIP_REASON in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_line(
+            f"modelyard: {len(skipped)} PostgreSQL tests SKIPPED: no server. Run "
+            '`eval "$(bash .ci/start-postgres.sh)"` first to run them (CI does).', yellow=True, bold=True)

@@ -231,3 +231,16 @@ def test_postgres_skip_reason_without_a_server() -> None:
     assert "1 skipped" in out.stdout
     reason = "PostgreSQL not available: set MODELYARD_TEST_POSTGRES_URL or run .ci/start-postgres.sh"
     assert reason in out.stdout
+
+
+def test_skipped_postgres_tests_are_announced_in_one_line(tmp_path) -> None:
+    """Without a server the env still passes, so the run must say loudly that the PostgreSQL half did not run."""
+
+    env = {k: v for k, v in os.environ.items() if k != "MODELYARD_TEST_POSTGRES_URL"}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/core/test_task.py"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("modelyard: "))
+    assert "PostgreSQL tests SKIPPED: no server" in line and ".ci/start-postgres.sh" in line
