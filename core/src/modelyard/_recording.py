@@ -65,6 +65,16 @@ SETTLED = ("ready", "failed")
 _UNSAFE_MEMBER = re.compile(r"[^A-Za-z0-9_.=+\-]")
 _unfinished: weakref.WeakSet[TrainingRecorder] = weakref.WeakSet()
 T = TypeVar("T")
+#: A version as :meth:`TrainingRecorder.tag` and :meth:`~TrainingRecorder.drop` take it: a version, its
+#: number, or the future of background work that recorded it.
+Recorded = ModelVersion | int | Future[ModelVersion] | Future[int]
+
+
+def _settled(version: Recorded) -> ModelVersion | int | None:
+    """The version a future recorded (waiting for it), ``None`` if that work failed."""
+    if isinstance(version, Future):
+        return None if version.exception() is not None else version.result()
+    return version
 
 
 def model_names(base: str, monitors: Sequence[str | None]) -> list[str]:
@@ -142,7 +152,13 @@ class TrainingRecorder:
         self._scratch: list[tuple[Path, OutputModel | None, int | None]] = []
         self._recorded: list[ModelVersion] = []
         self._lock = threading.RLock()
+        # Folders handed out but not yet tracked: its own lock, so a loop's thread never waits for background
+        # recording (which holds ``_lock``) to get a scratch folder.
+        self._handed: list[Path] = []
+        self._handed_lock = threading.Lock()
         self._worker = OrderedWorker(f"modelyard-recorder-{framework}", max_pending) if background else None
+        if background:
+            _arm_exit_drain()
         self.finished = False
         _unfinished.add(self)
 
@@ -262,8 +278,8 @@ class TrainingRecorder:
         if near is not None and os.stat(near).st_dev != os.stat(tempfile.gettempdir()).st_dev:
             base, prefix = near, "." + prefix
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-        with self._lock:
-            self._scratch.append((folder, None, None))
+        with self._handed_lock:
+            self._handed.append(folder)
         for source in link:
             target = folder / (_UNSAFE_MEMBER.sub("_", os.path.basename(source)).lstrip(".") or "file")
             try:
@@ -274,8 +290,14 @@ class TrainingRecorder:
                 shutil.copy2(source, target)  # no hard links here: a copy, so rotation cannot lose it
         return folder
 
+    def _track_handed(self) -> None:
+        with self._handed_lock:
+            handed, self._handed = self._handed, []
+        self._scratch.extend((folder, None, None) for folder in handed)
+
     def _claim(self, path: Path, model: OutputModel, version: int) -> None:
         """Tie the scratch folder holding ``path`` to the version recorded from it."""
+        self._track_handed()
         resolved = path.resolve()
         for i, (folder, owner, _) in enumerate(self._scratch):
             if owner is None and (resolved == folder.resolve() or folder.resolve() in resolved.parents):
@@ -334,9 +356,15 @@ class TrainingRecorder:
             self.retire(wait=False)
             return version
 
-    def tag(self, version: ModelVersion | int, tag: str, key: Hashable = None) -> None:
-        """Move an exclusive tag (``best``, ``last``, ``final``) to ``version`` of a stream's model."""
+    def tag(self, version: Recorded, tag: str, key: Hashable = None) -> None:
+        """Move an exclusive tag (``best``, ``last``, ``final``) to ``version`` of a stream's model.
+
+        ``version`` may be the future of background work that recorded it: a failed one tags nothing (its
+        error is raised by the recorder already).
+        """
         self.check()
+        if (version := _settled(version)) is None:
+            return
         with self._lock:
             model = self._model_of(version, key)
             number = version.version if isinstance(version, ModelVersion) else int(version)
@@ -349,9 +377,14 @@ class TrainingRecorder:
         """Return the version number this recorder last gave ``tag`` in a stream's model."""
         return self._tagged.get((self.model(key).id, tag))
 
-    def drop(self, version: ModelVersion | int, key: Hashable = None) -> None:
-        """Mirror retention: the framework dropped this checkpoint, so remove its version once settled."""
+    def drop(self, version: Recorded, key: Hashable = None) -> None:
+        """Mirror retention: the framework dropped this checkpoint, so remove its version once settled.
+
+        ``version`` may be a future, as for :meth:`tag`.
+        """
         self.check()
+        if (version := _settled(version)) is None:
+            return
         with self._lock:
             model = self._model_of(version, key)
             number = version.version if isinstance(version, ModelVersion) else int(version)
@@ -388,6 +421,7 @@ class TrainingRecorder:
 
     def _sweep(self, *, final: bool) -> None:
         """Remove scratch folders whose version is ready (at the end: every one but those of failed uploads)."""
+        self._track_handed()
         remaining: list[tuple[Path, OutputModel | None, int | None]] = []
         for folder, model, number in self._scratch:
             state = "ready"
@@ -452,6 +486,7 @@ class TrainingRecorder:
         owned = self._task if self.owns_task else None
         if error is not None or not wait:
             self.retire(wait=False)
+            self._track_handed()
             for folder, _, _ in self._scratch:  # uploads may still read them: removed after the exit drain
                 atexit.register(shutil.rmtree, folder, ignore_errors=True)
             self._scratch = []
@@ -511,8 +546,26 @@ def _drain_at_exit() -> None:
         print(f"modelyard: ERROR: draining uploads at exit: {e!r}", file=sys.stderr, flush=True)
 
 
-# threading's pre-join hooks run before non-daemon threads are joined (atexit runs after: too late).
-getattr(threading, "_register_atexit", atexit.register)(_drain_at_exit)
+_armed = False
+_armed_lock = threading.Lock()
+
+
+def _arm_exit_drain() -> None:
+    """Register :func:`_drain_at_exit` once, after the upload engine registered its own exit drain.
+
+    threading's pre-join exit hooks (``atexit`` would run after the join: too late) run last-registered
+    first, so the recording work drains before the uploads it submits; and the engine's hook is never first
+    registered during shutdown, which Python refuses.
+    """
+    global _armed
+    with _armed_lock:
+        if _armed:
+            return
+        engine = get_engine()
+        with engine._lock:
+            engine._ensure_workers()  # registers the engine's exit drain (and starts its workers) now
+        getattr(threading, "_register_atexit", atexit.register)(_drain_at_exit)
+        _armed = True
 
 
 @atexit.register
