@@ -2,10 +2,14 @@
 
 Only public, duck-typed attributes of the trainer, module and ``ModelCheckpoint`` are used; every registry
 rule is :class:`modelyard.TrainingRecorder`'s. Lightning has no "checkpoint file written/deleted" hook and
-runs ``ModelCheckpoint`` last, so ``on_save_checkpoint`` writes the weights being saved, and the next hook
+runs ``ModelCheckpoint`` last, so ``on_save_checkpoint`` captures the weights being saved, and the next hook
 (always before the next optimizer step) compares each ``ModelCheckpoint``'s ``best_k_models``,
 ``best_model_path`` and ``last_model_path`` and the files' identities with what it saw: a new or rewritten
 file becomes a version, a file gone or replaced has its version dropped (top-k rotation mirrored).
+
+The training thread pays a memory copy of the weights into reusable buffers, a few ``stat`` calls and a hard
+link per new ``.ckpt``; writing ``model.safetensors`` and the registry work run in order on the recorder's
+background worker (``TrainingRecorder(background=True)``), whose errors are raised at the next hook.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -136,29 +141,46 @@ class _Mirror:
     checkpoint: Any
     index: int
     name: str
-    seen: dict[str, tuple[Fingerprint, int]] = field(default_factory=dict)
+    seen: dict[str, tuple[Fingerprint, Future[modelyard.ModelVersion]]] = field(default_factory=dict)
     preexisting: dict[str, Fingerprint] = field(default_factory=dict)
-    newest: int | None = None
+    newest: Future[modelyard.ModelVersion] | None = None
 
 
-def write_state_dict(state_dict: Mapping[str, Any], folder: Path) -> Path:
-    """Write a state dict's tensors (a CPU copy per name, dtypes kept) to ``model.safetensors``."""
+def _capture(buffers: dict[str, Any], state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy a state dict's tensors into reusable CPU buffers (one per name, dtypes kept; no allocation while
+    names, shapes and dtypes stay the same); the next capture overwrites them."""
     import torch
-    from safetensors.torch import save_file
 
-    tensors = {name: value.detach().to("cpu", copy=True).contiguous() for name, value in state_dict.items()
-               if isinstance(name, str) and isinstance(value, torch.Tensor) and not value.is_meta}
-    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
-    return folder / WEIGHTS_NAME
+    for name, value in state_dict.items():
+        if isinstance(name, str) and isinstance(value, torch.Tensor) and not value.is_meta:
+            buffer = buffers.get(name)
+            if buffer is None or buffer.shape != value.shape or buffer.dtype != value.dtype:
+                buffers[name] = buffer = torch.empty(value.shape, dtype=value.dtype, device="cpu")
+            buffer.copy_(value.detach())
+    return {k: v for k, v in buffers.items() if k in state_dict}
 
 
 @dataclass
 class _Pending:
-    """The weights of a step's checkpoint, written once and linked into each version of the step."""
+    """A step's captured weights, written once (on the worker) and linked into each version of the step."""
 
     epoch: int
     step: int
-    path: Path
+    tensors: dict[str, Any]
+    path: Path | None = None
+
+    def write(self, recorder: modelyard.TrainingRecorder) -> Path:
+        if self.path is None:
+            from safetensors.torch import save_file
+
+            path = recorder.scratch_dir(prefix="modelyard-lightning-") / WEIGHTS_NAME
+            save_file(self.tensors, str(path), metadata={"format": "pt"})
+            self.path = path
+        return self.path
+
+    def release(self) -> None:  # every version of the step holds its own link by now
+        if self.path is not None:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
 
 
 class ModelyardCallbackImpl:
@@ -219,6 +241,9 @@ class ModelyardCallbackImpl:
         self._labels_from: str | None = None
         self._mirrors: list[_Mirror] = []
         self._pending: _Pending | None = None
+        self._buffers: dict[str, Any] = {}
+        self._writing: Future[Path] | None = None  # writing the newest capture, whose buffers the next reuses
+        self._specified: set[int] = set()
 
     @property
     def task(self) -> Task | None:
@@ -271,10 +296,11 @@ class ModelyardCallbackImpl:
             f"{module_name} {version if isinstance(version, str) else f'version_{version}'}"
         project = self._project or (str(getattr(logger, "name", "") or "") or None if logger else None)
         self.recorder = modelyard.TrainingRecorder(framework=FRAMEWORK, task=self._task_arg, project=project,
-                                                   task_name=task_name, upload_uri=self._upload_uri)
+                                                   task_name=task_name, upload_uri=self._upload_uri,
+                                                   background=True)
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        """Write the weights of a checkpoint being saved (one file per step); the next hook records its file."""
+        """Capture the weights of a checkpoint being saved (once per step); the next hook records its file."""
         self._dirty = True
         if not self._active or not trainer.is_global_zero or self.recorder is None:
             return
@@ -286,16 +312,19 @@ class ModelyardCallbackImpl:
             self._pending = self._write(int(checkpoint.get("epoch", trainer.current_epoch)), step, state_dict)
 
     def _write(self, epoch: int, step: int, state_dict: Mapping[str, Any]) -> _Pending:
+        """Copy the weights into the buffers (once the worker wrote the previous copy: memory never grows)."""
         assert self.recorder is not None
-        if self._pending is not None:
-            shutil.rmtree(self._pending.path.parent, ignore_errors=True)  # a save no ModelCheckpoint kept
-        folder = self.recorder.scratch_dir(prefix="modelyard-lightning-")
-        return _Pending(epoch, step, write_state_dict(state_dict, folder))
+        if self._writing is not None:
+            self._writing.exception()  # waits only when saves come faster than the worker writes
+            self.recorder.check()
+        return _Pending(epoch, step, _capture(self._buffers, state_dict))
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         """Record checkpoints saved since the previous hook (before this batch's optimizer step)."""
         if self._dirty or self._poll_always:
             self._poll(trainer, pl_module)
+        elif self.recorder is not None:
+            self.recorder.check()  # an error of the background recording surfaces here, in training
 
     def _poll_hook(self, trainer: Any, pl_module: Any) -> None:
         """Record checkpoints saved since the previous hook (e.g. at the end of validation)."""
@@ -341,69 +370,80 @@ class ModelyardCallbackImpl:
         recorder = self.recorder
         if not trainer.is_global_zero or recorder is None:
             return
+        recorder.check()
+        if pending is not None:
+            self._writing = recorder.submit(pending.write, recorder)  # Lightning's own write is over by now
         for mirror in self._mirrors:
             for path, (fp, version) in list(mirror.seen.items()):
                 if _fingerprint(path) != fp:
                     del mirror.seen[path]  # deleted, or replaced by a newer save under the same name
                     if self.mirror_retention:
-                        recorder.drop(version, key=mirror.index)
+                        recorder.submit(recorder.drop, version, key=mirror.index)
             for path in _current_files(mirror.checkpoint):
                 current = _fingerprint(path)
                 if current is None or path in mirror.seen or mirror.preexisting.get(path) == current:
                     continue
-                if pending is None:  # a weights-only save: nothing written yet, and no optimizer step since
+                if pending is None:  # a weights-only save: nothing captured yet, and no optimizer step since
                     pending = self._write(int(trainer.current_epoch), int(trainer.global_step),
                                           pl_module.state_dict())
+                    self._writing = recorder.submit(pending.write, recorder)
                 mirror.seen[path] = (current, self._record(trainer, pl_module, mirror, path, pending))
             self._retag(mirror)
         if pending is not None:
-            shutil.rmtree(pending.path.parent, ignore_errors=True)  # each version holds its own link
+            recorder.submit(pending.release)  # each version recorded above holds its own link
 
     def _model(self, trainer: Any, pl_module: Any, key: int, name: str, checkpoint: Any) -> None:
         assert self.recorder is not None
-        if key not in self.recorder.models:
+        if key not in self._specified:  # the config is read here, in the training thread, once
+            self._specified.add(key)
             config = run_config(trainer, pl_module, self.namespace, checkpoint)
             if self._labels_from:
                 config["labels_from"] = self._labels_from
-            self.recorder.add_model(key, name=name, config=config, labels=self._labels, tags=self._tags)
+            self.recorder.submit(self.recorder.add_model, key, name=name, config=config, labels=self._labels,
+                                 tags=self._tags)
 
-    def _record(self, trainer: Any, pl_module: Any, mirror: _Mirror, path: str, pending: _Pending) -> int:
+    def _record(self, trainer: Any, pl_module: Any, mirror: _Mirror, path: str, pending: _Pending
+                ) -> Future[modelyard.ModelVersion]:
         """Record one checkpoint file as a version: a package of ``model.safetensors`` and the ``.ckpt``."""
         assert self.recorder is not None
         self._model(trainer, pl_module, mirror.index, mirror.name, mirror.checkpoint)
-        links = [path, pending.path] if self.save_training_state else [pending.path]
-        folder = self.recorder.scratch_dir(prefix="modelyard-lightning-", near=os.path.dirname(path), link=links)
+        # A link to the .ckpt now, in the training thread: rotation may delete the file before the worker runs.
+        ckpt = [next(self.recorder.scratch_dir(prefix="modelyard-lightning-", near=os.path.dirname(path),
+                                               link=[path]).iterdir())] if self.save_training_state else []
         checkpoint, monitor = mirror.checkpoint, getattr(mirror.checkpoint, "monitor", None)
         metrics = dict(getattr(trainer, "callback_metrics", None) or {})
         for candidate, score in (getattr(checkpoint, "best_k_models", None) or {}).items():
             if monitor and _is_local(candidate) and _real(candidate) == path:
                 metrics[monitor] = score  # the score ModelCheckpoint ranked this file by
-        version = self.recorder.record(
-            sorted(folder.iterdir()), key=mirror.index, iteration=pending.step, metrics=metrics,
-            monitor=monitor, target_filename=Path(path).stem or "checkpoint",
-            metadata={"mode": getattr(checkpoint, "mode", None), "epoch": pending.epoch,
-                      "global_step": pending.step, "checkpoint_file": os.path.basename(path),
-                      "training_state": self.save_training_state,
-                      "weights_only": bool(getattr(checkpoint, "save_weights_only", False)),
-                      "final": checkpoint is None})
-        mirror.newest = version.version
-        return version.version
+        metadata = {"mode": getattr(checkpoint, "mode", None), "epoch": pending.epoch,
+                    "global_step": pending.step, "checkpoint_file": os.path.basename(path),
+                    "training_state": self.save_training_state,
+                    "weights_only": bool(getattr(checkpoint, "save_weights_only", False)), "final": checkpoint is None}
+        recorder = self.recorder
+
+        def record() -> modelyard.ModelVersion:  # on the worker; the version snapshots (links) both files
+            return recorder.record([*ckpt, pending.write(recorder)], key=mirror.index, iteration=pending.step,
+                                   metrics=metrics, monitor=monitor, metadata=metadata,
+                                   target_filename=Path(path).stem or "checkpoint")
+
+        mirror.newest = recorder.submit(record)
+        return mirror.newest
 
     def _retag(self, mirror: _Mirror) -> None:
         """Tag the version of the trainer's best file ``best``, of its last file (or the newest) ``last``."""
         assert self.recorder is not None
         versions = {path: version for path, (_, version) in mirror.seen.items()}
 
-        def version_of(attribute: str) -> int | None:
+        def version_of(attribute: str) -> Future[modelyard.ModelVersion] | None:
             path = getattr(mirror.checkpoint, attribute, "")
             return versions.get(_real(path)) if path and _is_local(path) else None
 
         best, last = version_of("best_model_path"), version_of("last_model_path")
         if not getattr(mirror.checkpoint, "save_last", None) or last is None:
-            last = mirror.newest if mirror.newest in versions.values() else None
+            last = mirror.newest if any(v is mirror.newest for v in versions.values()) else None
         for tag, version in ((BEST_TAG, best), (LAST_TAG, last)):
             if version is not None:
-                self.recorder.tag(version, tag, key=mirror.index)
+                self.recorder.submit(self.recorder.tag, version, tag, key=mirror.index)
 
     def _record_final(self, trainer: Any, pl_module: Any) -> None:
         """With no ModelCheckpoint: store the final weights (and a .ckpt to resume from) as one version."""
@@ -418,8 +458,9 @@ class ModelyardCallbackImpl:
         self._dirty = False  # that save was ours, not a ModelCheckpoint's
         pending, self._pending = self._pending, None
         pending = pending or self._write(int(trainer.current_epoch), int(trainer.global_step), pl_module.state_dict())
+        self._writing = self.recorder.submit(pending.write, self.recorder)
         mirror = _Mirror(None, FINAL, self._name or type(pl_module).__name__)
         version = self._record(trainer, pl_module, mirror, str(folder / "final.ckpt"), pending)
         for tag in (LAST_TAG, FINAL_TAG):
-            self.recorder.tag(version, tag, key=FINAL)
-        shutil.rmtree(pending.path.parent, ignore_errors=True)
+            self.recorder.submit(self.recorder.tag, version, tag, key=FINAL)
+        self.recorder.submit(pending.release)
