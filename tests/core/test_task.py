@@ -74,3 +74,38 @@ def test_close_marks_failed_when_an_upload_failed(make_weights, tmp_path) -> Non
     with pytest.raises(modelyard.UploadError):
         task.close()
     assert task.status == "failed"
+
+
+def test_mark_completed_and_mark_failed_set_the_status_without_waiting_for_uploads(monkeypatch) -> None:
+    from modelyard import _uploads
+
+    def never(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("mark_completed/mark_failed must not wait for uploads")
+
+    monkeypatch.setattr(_uploads.UploadEngine, "wait", never)
+    done = Task.init(project_name="p", task_name="done")
+    done.mark_completed()
+    assert Task.get_task(task_id=done.id).status == "completed"
+    assert Task.current_task() is None  # no longer the current task, as after close()
+    failed = Task.init(project_name="p", task_name="failed")
+    failed.mark_failed(status_reason="loss was nan")
+    assert Task.get_task(task_id=failed.id).status == "failed"
+    assert failed.status_reason == "loss was nan"
+    assert Task.current_task() is None
+    plain = Task.init(project_name="p", task_name="plain")
+    plain.mark_failed()  # ClearML's default: no reason
+    assert plain.status == "failed" and plain.status_reason is None
+
+
+def test_mark_failed_refuses_a_reason_that_is_not_text() -> None:
+    task = Task.init(project_name="p", task_name="a")
+    with pytest.raises(ValueError, match="status_reason"):
+        task.mark_failed(status_reason=3)  # type: ignore[arg-type]
+    assert task.status == "in_progress"
+
+
+def test_mark_completed_keeps_another_current_task() -> None:
+    first = Task.init(project_name="p", task_name="first")
+    second = Task.init(project_name="p", task_name="second")
+    first.mark_completed()
+    assert Task.current_task() == second

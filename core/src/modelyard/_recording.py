@@ -16,7 +16,11 @@ extracting config, labels and metrics. Everything else lives here, so every inte
   it uploads, which would stall training), and never when it is pinned, its model published, or it is
   tagged ``best`` or ``final``;
 - at the end it waits for its own uploads only and raises their failures, and removes the scratch folders
-  it handed out.
+  it handed out;
+- with ``background=True`` the loop hands its recording work to :meth:`TrainingRecorder.submit`: one
+  ordered, bounded worker thread of the recorder's runs it (see :mod:`modelyard._background`), its errors
+  are raised in the loop's thread at its next call, and :meth:`TrainingRecorder.finish` runs what is left
+  first.
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ import errno
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import weakref
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from ._background import OrderedWorker, drain_all
 from ._capture import metric_value
 from ._errors import InvalidArgumentError, NotFoundError, UploadError
 from ._output_model import OutputModel
+from ._settings import exit_timeout
 from ._task import Task
 from ._uploads import get_engine
 from ._versions import ModelVersion
@@ -56,6 +64,17 @@ SETTLED = ("ready", "failed")
 # Characters a package member name may not hold (modelyard refuses ':' and separators): replaced by '_'.
 _UNSAFE_MEMBER = re.compile(r"[^A-Za-z0-9_.=+\-]")
 _unfinished: weakref.WeakSet[TrainingRecorder] = weakref.WeakSet()
+T = TypeVar("T")
+#: A version as :meth:`TrainingRecorder.tag` and :meth:`~TrainingRecorder.drop` take it: a version, its
+#: number, or the future of background work that recorded it.
+Recorded = ModelVersion | int | Future[ModelVersion] | Future[int]
+
+
+def _settled(version: Recorded) -> ModelVersion | int | None:
+    """The version a future recorded (waiting for it), ``None`` if that work failed."""
+    if isinstance(version, Future):
+        return None if version.exception() is not None else version.result()
+    return version
 
 
 def model_names(base: str, monitors: Sequence[str | None]) -> list[str]:
@@ -102,6 +121,9 @@ class TrainingRecorder:
         project: The project of a task created here.
         task_name: The name of a task created here (default: the running script's name).
         upload_uri: Where the versions upload (default: modelyard's destination precedence).
+        background: Give the recorder one ordered worker thread for :meth:`submit` (default: :meth:`submit`
+            runs the work at once, in the caller's thread).
+        max_pending: With ``background``, how many submitted items may wait before :meth:`submit` blocks.
 
     Example:
         >>> recorder = TrainingRecorder(framework="my-loop", project="demo", task_name="run-1")
@@ -114,7 +136,8 @@ class TrainingRecorder:
     model_names = staticmethod(model_names)
 
     def __init__(self, *, framework: str, task: Task | None = None, project: str | None = None,
-                 task_name: str | None = None, upload_uri: str | None = None) -> None:
+                 task_name: str | None = None, upload_uri: str | None = None, background: bool = False,
+                 max_pending: int = 8) -> None:
         if task is not None and not isinstance(task, Task):
             raise InvalidArgumentError(f"task must be a modelyard Task, got {type(task).__name__}")
         self.framework = framework
@@ -129,8 +152,55 @@ class TrainingRecorder:
         self._scratch: list[tuple[Path, OutputModel | None, int | None]] = []
         self._recorded: list[ModelVersion] = []
         self._lock = threading.RLock()
+        # Folders handed out but not yet tracked: its own lock, so a loop's thread never waits for background
+        # recording (which holds ``_lock``) to get a scratch folder.
+        self._handed: list[Path] = []
+        self._handed_lock = threading.Lock()
+        self._worker = OrderedWorker(f"modelyard-recorder-{framework}", max_pending) if background else None
+        if background:
+            _arm_exit_drain()
         self.finished = False
         _unfinished.add(self)
+
+    # -- background work ----------------------------------------------------------------------------
+
+    @property
+    def background(self) -> bool:
+        """Whether :meth:`submit` runs work on the recorder's worker thread."""
+        return self._worker is not None
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` after the work submitted before it: on the worker thread if ``background``.
+
+        The work usually calls this recorder (:meth:`add_model`, :meth:`record`, :meth:`tag`, :meth:`drop`).
+        Without ``background`` it runs now and its error propagates here. With it, the call returns at once
+        unless ``max_pending`` items wait (then it blocks: backpressure); an error of the work is raised in the
+        caller's thread by its next call to this recorder (or :meth:`check`) and by :meth:`finish`.
+
+        Returns:
+            The work's future (done already without ``background``).
+
+        Raises:
+            BaseException: The error of earlier background work, not raised before.
+            InvalidArgumentError: The recorder finished.
+        """
+        if self.finished and not (self._worker is not None and self._worker.in_worker()):
+            raise InvalidArgumentError("the recorder finished; start a new TrainingRecorder for a new run")
+        if self._worker is None:
+            future: Future[T] = Future()
+            future.set_result(fn(*args, **kwargs))
+            return future
+        return self._worker.submit(fn, *args, **kwargs)
+
+    def check(self) -> None:
+        """Raise the error of background work not raised before (cheap; a no-op without ``background``)."""
+        if self._worker is not None and not self._worker.in_worker():
+            self._worker.check()
+
+    def flush(self) -> None:
+        """Wait until the submitted work ran; raise its first error not raised before."""
+        if self._worker is not None:
+            self._worker.flush()
 
     # -- task and models ----------------------------------------------------------------------------
 
@@ -167,6 +237,7 @@ class TrainingRecorder:
         Returns:
             The model.
         """
+        self.check()
         with self._lock:
             if key in self.models:
                 raise InvalidArgumentError(f"the recorder already has a model for {key!r}")
@@ -207,8 +278,8 @@ class TrainingRecorder:
         if near is not None and os.stat(near).st_dev != os.stat(tempfile.gettempdir()).st_dev:
             base, prefix = near, "." + prefix
         folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-        with self._lock:
-            self._scratch.append((folder, None, None))
+        with self._handed_lock:
+            self._handed.append(folder)
         for source in link:
             target = folder / (_UNSAFE_MEMBER.sub("_", os.path.basename(source)).lstrip(".") or "file")
             try:
@@ -219,8 +290,14 @@ class TrainingRecorder:
                 shutil.copy2(source, target)  # no hard links here: a copy, so rotation cannot lose it
         return folder
 
+    def _track_handed(self) -> None:
+        with self._handed_lock:
+            handed, self._handed = self._handed, []
+        self._scratch.extend((folder, None, None) for folder in handed)
+
     def _claim(self, path: Path, model: OutputModel, version: int) -> None:
         """Tie the scratch folder holding ``path`` to the version recorded from it."""
+        self._track_handed()
         resolved = path.resolve()
         for i, (folder, owner, _) in enumerate(self._scratch):
             if owner is None and (resolved == folder.resolve() or folder.resolve() in resolved.parents):
@@ -253,6 +330,7 @@ class TrainingRecorder:
         Returns:
             The recorded version (``pending`` until its upload is done).
         """
+        self.check()
         with self._lock:
             model = self.model(key)
             meta = {**version_metadata(metrics, monitor), **(metadata or {})}
@@ -278,8 +356,15 @@ class TrainingRecorder:
             self.retire(wait=False)
             return version
 
-    def tag(self, version: ModelVersion | int, tag: str, key: Hashable = None) -> None:
-        """Move an exclusive tag (``best``, ``last``, ``final``) to ``version`` of a stream's model."""
+    def tag(self, version: Recorded, tag: str, key: Hashable = None) -> None:
+        """Move an exclusive tag (``best``, ``last``, ``final``) to ``version`` of a stream's model.
+
+        ``version`` may be the future of background work that recorded it: a failed one tags nothing (its
+        error is raised by the recorder already).
+        """
+        self.check()
+        if (version := _settled(version)) is None:
+            return
         with self._lock:
             model = self._model_of(version, key)
             number = version.version if isinstance(version, ModelVersion) else int(version)
@@ -292,8 +377,14 @@ class TrainingRecorder:
         """Return the version number this recorder last gave ``tag`` in a stream's model."""
         return self._tagged.get((self.model(key).id, tag))
 
-    def drop(self, version: ModelVersion | int, key: Hashable = None) -> None:
-        """Mirror retention: the framework dropped this checkpoint, so remove its version once settled."""
+    def drop(self, version: Recorded, key: Hashable = None) -> None:
+        """Mirror retention: the framework dropped this checkpoint, so remove its version once settled.
+
+        ``version`` may be a future, as for :meth:`tag`.
+        """
+        self.check()
+        if (version := _settled(version)) is None:
+            return
         with self._lock:
             model = self._model_of(version, key)
             number = version.version if isinstance(version, ModelVersion) else int(version)
@@ -330,6 +421,7 @@ class TrainingRecorder:
 
     def _sweep(self, *, final: bool) -> None:
         """Remove scratch folders whose version is ready (at the end: every one but those of failed uploads)."""
+        self._track_handed()
         remaining: list[tuple[Path, OutputModel | None, int | None]] = []
         for folder, model, number in self._scratch:
             state = "ready"
@@ -385,37 +477,48 @@ class TrainingRecorder:
             return
         self.finished = True
         _unfinished.discard(self)
+        late: BaseException | None = None  # background work's error: raised after the task is marked failed
+        if self._worker is not None:
+            try:
+                self._worker.close()  # the submitted work runs first: it records what the uploads are
+            except BaseException as e:  # noqa: BLE001 - raised below, once the task says it failed
+                late = e
+        owned = self._task if self.owns_task else None
         if error is not None or not wait:
             self.retire(wait=False)
+            self._track_handed()
             for folder, _, _ in self._scratch:  # uploads may still read them: removed after the exit drain
                 atexit.register(shutil.rmtree, folder, ignore_errors=True)
             self._scratch = []
-            if self.owns_task and self._task is not None:
-                if error is not None:
-                    self._task.mark_failed()
-                else:
-                    atexit.register(self._close_at_exit)
+            if owned is not None and (error is not None or late is not None):
+                owned.mark_failed(status_reason=str(error if error is not None else late))
+            elif owned is not None:
+                atexit.register(self._close_at_exit)
+            if late is not None:
+                raise late from error
             return
         try:
+            if late is not None:
+                raise late
             self.wait()
             self.retire(wait=True)
-        except BaseException:
-            if self.owns_task and self._task is not None:
-                self._task.mark_failed()
+        except BaseException as e:
+            if owned is not None:
+                owned.mark_failed(status_reason=str(e))
             raise
         finally:
             self._sweep(final=True)
-        if self.owns_task and self._task is not None:
-            _complete(self._task)
+        if owned is not None:
+            owned.mark_completed()
 
     def _close_at_exit(self) -> None:
         """Close an owned task once the exit drain settled the uploads: failed if one of ours failed."""
         try:
             states = [v.state for m in self.models.values() for v in m.versions]
             if self._task is not None and "failed" in states:
-                self._task.mark_failed()
+                self._task.mark_failed(status_reason="an upload failed")
             elif self._task is not None:
-                _complete(self._task)
+                self._task.mark_completed()
         except Exception:  # noqa: BLE001 - at exit the registry may be gone; the drain reported failures
             return
 
@@ -426,17 +529,43 @@ class TrainingRecorder:
         self.finish(exc)
 
 
-def _complete(task: Task) -> None:
-    """Mark a task completed without :meth:`Task.close`'s wait for every upload of the process.
+def _drain_at_exit() -> None:
+    """Run the background work of unfinished recorders at interpreter exit, then the uploads it started.
 
-    The recorder has waited for its own uploads; ``Task.close()`` would also wait for (and fail the task on)
-    other runs' uploads. Core has no public "mark completed" yet, so this sets the status the way
-    ``Task.close`` does and forgets the task as the current one.
+    This runs before Python joins non-daemon threads; the upload engine's own exit drain may have run
+    already, so the uploads this work submitted are drained here too (unfinished ones stay journaled).
     """
-    task._registry.update_task(task.id, status="completed")
-    with Task._lock:
-        if Task._current is not None and Task._current.id == task.id:
-            Task._current = None
+    drained, errors = drain_all()
+    for error in errors:
+        print(f"modelyard: ERROR: recording work failed at exit: {error!r}", file=sys.stderr, flush=True)
+    if not drained:
+        return
+    try:
+        get_engine().drain(exit_timeout(), announce=True)
+    except Exception as e:  # noqa: BLE001 - at exit the registry may be gone; say so, nothing else to do
+        print(f"modelyard: ERROR: draining uploads at exit: {e!r}", file=sys.stderr, flush=True)
+
+
+_armed = False
+_armed_lock = threading.Lock()
+
+
+def _arm_exit_drain() -> None:
+    """Register :func:`_drain_at_exit` once, after the upload engine registered its own exit drain.
+
+    threading's pre-join exit hooks (``atexit`` would run after the join: too late) run last-registered
+    first, so the recording work drains before the uploads it submits; and the engine's hook is never first
+    registered during shutdown, which Python refuses.
+    """
+    global _armed
+    with _armed_lock:
+        if _armed:
+            return
+        engine = get_engine()
+        with engine._lock:
+            engine._ensure_workers()  # registers the engine's exit drain (and starts its workers) now
+        getattr(threading, "_register_atexit", atexit.register)(_drain_at_exit)
+        _armed = True
 
 
 @atexit.register
@@ -445,6 +574,6 @@ def _fail_unfinished() -> None:
     for recorder in list(_unfinished):
         if recorder.owns_task and recorder.task is not None:
             try:
-                recorder.task.mark_failed()
+                recorder.task.mark_failed(status_reason="the run never reached its end")
             except Exception:  # noqa: BLE001, S110 - the registry may be gone at exit; nothing left to tell
                 pass

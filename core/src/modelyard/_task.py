@@ -81,6 +81,8 @@ class Task:
     def __init__(self, task_id: str, *, registry_url: str | None = None) -> None:
         self._registry = get_registry(registry_url)
         self._id = task_id
+        #: Why the task ended as it did, when :meth:`mark_failed` was told (this process only).
+        self.status_reason: str | None = None
         self._registry.get_task(task_id)  # fail now, not on first property access
 
     def __repr__(self) -> str:
@@ -227,6 +229,31 @@ class Task:
                     Task._current = None
         self._registry.update_task(self._id, status="completed")
 
-    def mark_failed(self) -> None:
-        """Mark the task failed (for callers that catch a training error)."""
+    def _forget_current(self) -> None:
+        with Task._lock:
+            if Task._current is not None and Task._current.id == self._id:
+                Task._current = None
+
+    def mark_completed(self) -> None:
+        """Mark the task completed now, without waiting for uploads (unlike :meth:`close`).
+
+        For callers that waited for the uploads they care about themselves (as
+        :class:`~modelyard.TrainingRecorder` waits for its own): other runs' uploads in this process neither
+        delay nor fail this task. The task stops being the process's current task.
+        """
+        self._registry.update_task(self._id, status="completed")
+        self.status_reason = None
+        self._forget_current()
+
+    def mark_failed(self, status_reason: str | None = None) -> None:
+        """Mark the task failed now, without waiting for uploads (for callers that catch a training error).
+
+        Args:
+            status_reason: Why it failed (ClearML's argument name), kept as :attr:`status_reason` on this
+                object; the registry records the status only.
+        """
+        if status_reason is not None and not isinstance(status_reason, str):
+            raise InvalidArgumentError(f"status_reason must be a string or None, got {status_reason!r}")
         self._registry.update_task(self._id, status="failed")
+        self.status_reason = status_reason
+        self._forget_current()

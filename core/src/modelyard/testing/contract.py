@@ -122,6 +122,20 @@ class RecorderContract:
             raise RuntimeError("boom")
         assert given.status == "in_progress"
 
+    def test_contract_recorder_background_work_runs_in_order_and_its_errors_reach_the_caller(self) -> None:
+        """Background mode: work runs in order off the caller's thread; an error is raised at the next call."""
+        recorder = TrainingRecorder(framework="test", project="p", task_name="run", background=True)
+        recorder.add_model(name="Net")
+        versions = [recorder.submit(recorder.record, self._checkpoint(recorder, i), iteration=i) for i in range(3)]
+        recorder.submit(recorder.tag, versions[-1], LAST_TAG)
+        recorder.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            recorder.flush()
+        recorder.finish()  # runs what is left, then waits for the run's uploads
+        model = Model(recorder.model().id)
+        assert [(v.iteration, v.state) for v in model.versions] == [(0, "ready"), (1, "ready"), (2, "ready")]
+        assert model.get_version(3).tags == [LAST_TAG]
+
 
 class CallbackContract(RecorderContract):
     """Subclass and implement :meth:`train`; the ``test_contract_*`` methods run against it."""

@@ -10,10 +10,9 @@ try:
     from lightning.pytorch.callbacks import Callback
 except ImportError as e:
     raise MissingDependencyError(
-        "modelyard_lightning.ModelyardCallback needs the `lightning` package: install it with "
-        "`pip install modelyard-lightning` (or `pip install lightning`). Using the standalone "
-        "`pytorch_lightning` package instead? Import "
-        "`modelyard_lightning.pytorch_lightning.ModelyardCallback`."
+        "modelyard_lightning.ModelyardCallback needs the `lightning` package: install it with `pip install "
+        "modelyard-lightning` (or `pip install lightning`). Using the standalone `pytorch_lightning` package "
+        "instead? Import `modelyard_lightning.pytorch_lightning.ModelyardCallback`."
     ) from e
 
 __all__ = ["ModelyardCallback"]

@@ -1,7 +1,4 @@
-"""``ModelyardCallback`` for the standalone ``pytorch_lightning`` package, on its own ``Callback`` class.
-
-Example: ``pl.Trainer(callbacks=[modelyard_lightning.pytorch_lightning.ModelyardCallback()])``.
-"""
+"""``ModelyardCallback`` for the standalone ``pytorch_lightning`` package (``pl.Trainer(callbacks=[...])``)."""
 
 from __future__ import annotations
 
