@@ -32,7 +32,9 @@ def test_rows_are_typed_decoded_and_frozen(registry_backend: str) -> None:
                                                               "ready", None)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.name = "other"  # type: ignore[misc]
-    assert model["name"] == "net" and dict(task)["status"] == "in_progress"  # mapping access, for old callers
+    assert model.name == "net" and task.status == "in_progress"
+    with pytest.raises(TypeError):  # not mappings: a leftover ``row["name"]`` fails loudly
+        model["name"]  # type: ignore[index]
 
 
 def test_updates_take_only_the_fields_given(registry_backend: str) -> None:
