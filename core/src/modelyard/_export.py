@@ -37,7 +37,7 @@ def target_name(row: VersionRow) -> str:
 
 
 def export_version(row: VersionRow, destinations: list[str], out_dir: Path,
-                   progress: ProgressFactory = _no_progress,
+                   progress: ProgressFactory | None = None,
                    on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Download a ready version into ``out_dir`` and return the file (or the package folder) created.
 
@@ -45,7 +45,7 @@ def export_version(row: VersionRow, destinations: list[str], out_dir: Path,
         row: The version's registry row.
         destinations: The registry's destinations; the row's URI must lie inside one.
         out_dir: The folder (created if missing).
-        progress: Progress callbacks for the bytes transferred.
+        progress: Progress callbacks for the bytes transferred (default: none).
         on_first_hash: For a version with no recorded sha256 (a registered URI), called with the size and
             sha256 downloaded, to record them (trust on first use); it raises to refuse them.
 
@@ -55,6 +55,7 @@ def export_version(row: VersionRow, destinations: list[str], out_dir: Path,
         IntegrityError: The bytes do not match the recorded size or sha256 (nothing is left behind).
         ArchiveError: A zip package is unsafe.
     """
+    progress = progress or _no_progress
     uri = row.uri
     _storage.check_confined(uri, destinations)
     kind = row.package_format

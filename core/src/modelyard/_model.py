@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import _storage
+from . import _plugins, _storage
 from ._config import config_to_text, text_to_config, validate_config_text
 from ._errors import InvalidArgumentError, ModelyardError, NotFoundError, PublishedModelError
 from ._labels import validate_labels
-from ._registry import Registry, get_registry
+from ._registry import ACTIVE_STATES, Registry, get_registry
 from ._rows import ModelRow, VersionRow
 from ._task import Task, check_tags, install_model_class
 from ._uploads import get_engine
@@ -233,6 +233,29 @@ class Model:
                 raise _as_value_error(e, f"cannot get a local copy of model {self._id}") from e
             return None
 
+    def export_weights(self, out_dir: Path, *, version: int | None = None,
+                       progress: Callable[[str, int | None], Callable[[int], None]] | None = None) -> Path:
+        """Download a ready version into ``out_dir`` (not the cache), verified, and return the path written.
+
+        A single file lands as ``out_dir/<file name>``; a package (a folder, or a zip package, extracted
+        safely) as the folder ``out_dir/<package name>``. Nothing is left behind if verification fails.
+
+        Args:
+            out_dir: The folder to write into (created if missing).
+            version: A specific version (default: the newest ready one).
+            progress: Makes a progress callback per transfer (label, total bytes).
+
+        Raises:
+            NotFoundError: No such version, or it is not ready.
+            IntegrityError: The downloaded bytes do not match the recorded size or sha256.
+        """
+        from ._export import export_version
+
+        self._before_read()
+        row = self._ready_row(version)
+        return export_version(row, self._registry.destinations(), out_dir, progress,
+                              on_first_hash=self._first_hash_recorder(row))
+
     def _ready_row(self, version: int | None) -> VersionRow:
         if version is None:
             row = self._registry.latest_ready_version(self._id)
@@ -261,7 +284,30 @@ class Model:
         version_id = row.id
         return lambda size, sha256: self._registry.record_first_hash(version_id, size, sha256)
 
-    # -- archive and remove -------------------------------------------------------------------------
+    # -- publish, archive and remove -----------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Make the model immutable (a no-op if already published); a ``before_publish`` plugin may veto.
+
+        Raises:
+            InvalidArgumentError: An upload of the model is still in progress (in any process): wait for it,
+                or run ``modelyard sync`` on the machine that started it.
+        """
+        if self.published:
+            return
+        active = [r for r in self._registry.model_versions(self._id) if r.state in ACTIVE_STATES]
+        if active:
+            raise InvalidArgumentError(
+                f"model {self._id} has {len(active)} upload(s) in progress (version {active[0].version} is "
+                f"{active[0].state}); wait for them, or run `modelyard sync` on the machine that started them")
+        self._publish_now()
+
+    def _publish_now(self) -> None:
+        """Run the ``before_publish`` hooks (a plugin vetoes by raising), publish, run ``after_publish``."""
+        plugins = _plugins.get_plugin_manager()
+        plugins.before_publish(self)
+        self._registry.update_model(self._id, published=True)
+        plugins.after_publish(self)
 
     def archive(self) -> None:
         """Hide the model from queries (``include_archived=True`` still finds it)."""

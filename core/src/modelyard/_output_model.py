@@ -184,10 +184,7 @@ class OutputModel(Model):
         if self.published:
             return
         get_engine().wait(model_id=self._id)
-        plugins = _plugins.get_plugin_manager()
-        plugins.before_publish(self)  # a plugin vetoes by raising: the model stays unpublished
-        self._registry.update_model(self._id, published=True)
-        plugins.after_publish(self)
+        self._publish_now()  # no refusal of in-progress uploads: this process's own just settled
 
     @classmethod
     def set_default_upload_uri(cls, output_uri: str | None) -> None:

@@ -7,6 +7,7 @@ destinations before any read or delete, and package manifests are validated befo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from . import _storage
@@ -58,6 +59,26 @@ class ModelVersion:
                    error=row.error, created=row.created, package_format=row.package_format,
                    tags=list(row.tags or []), metadata=dict(row.meta or {}), pinned=bool(row.pinned),
                    model_id=row.model_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the version as JSON-safe values: what ``modelyard models show --json`` prints per version.
+
+        ``created`` is ISO 8601 UTC (``None`` if the stored time is not one); ``model_id`` is left out, as the
+        model that lists its versions already names it.
+        """
+        return {"version": self.version, "iteration": self.iteration, "state": self.state, "size": self.size,
+                "sha256": self.sha256, "uri": self.uri, "file_name": self.file_name,
+                "package_format": self.package_format, "tags": list(self.tags), "metadata": dict(self.metadata),
+                "pinned": self.pinned, "error": self.error, "created": iso_time(self.created)}
+
+
+def iso_time(timestamp: Any) -> str | None:
+    """Format seconds since the epoch as ISO 8601 UTC (``None`` for a value that is not a time)."""
+    try:
+        moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def delete_object_if_unused(registry: Registry, row: VersionRow | StoredObject, removing_model: str | None = None

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from modelyard import _plugins, _storage
+from modelyard import _storage
 from modelyard import _terminal as term
 from modelyard._config import text_to_config
 from modelyard._errors import InvalidArgumentError, LabelError, ModelyardError, NotFoundError, PublishedModelError
-from modelyard._export import export_version
-from modelyard._registry import ACTIVE_STATES, Registry
+from modelyard._registry import ACTIVE_STATES
 
 from .common import EPILOG, Group, open_registry
 
+if TYPE_CHECKING:
+    from modelyard._model import Model
+    from modelyard._rows import ModelRow
+    from modelyard._versions import ModelVersion
 
-def _model_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+
+def _model_summary(row: ModelRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -39,46 +43,13 @@ def _model_summary(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _version_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "version": row.version,
-        "iteration": row.iteration,
-        "state": row.state,
-        "size": row.size,
-        "sha256": row.sha256,
-        "uri": row.uri,
-        "file_name": row.file_name,
-        "package_format": row.package_format,
-        "tags": row.tags,
-        "metadata": row.meta,
-        "pinned": bool(row.pinned),
-        "error": row.error,
-        "created": term.iso(row.created),
-    }
-
-
-def _status(row: Mapping[str, Any]) -> str:
+def _status(row: ModelRow) -> str:
     status = "published" if row.published else "draft"
     return f"{status}, archived" if row.archived else status
 
 
-def _pick_version(registry: Registry, model_id: str, version: int | None) -> dict[str, Any]:
-    if version is None:
-        row = registry.latest_ready_version(model_id)
-        if row is None:
-            raise NotFoundError(f"model {model_id} has no ready weights version yet")
-        return row
-    for row in registry.model_versions(model_id):
-        if row.version == version:
-            if row.state != "ready":
-                raise NotFoundError(f"model {model_id} version {version} is {row.state}, not ready"
-                                    + (f": {row.error}" if row.error else ""))
-            return row
-    raise NotFoundError(f"model {model_id} has no version {version}")
-
-
-def _active_versions(registry: Registry, model_id: str) -> list[dict[str, Any]]:
-    return [r for r in registry.model_versions(model_id) if r.state in ACTIVE_STATES]
+def _active_versions(model: Model) -> list[ModelVersion]:
+    return [v for v in model.versions if v.state in ACTIVE_STATES]
 
 
 @click.group(cls=Group, epilog=EPILOG)
@@ -123,9 +94,11 @@ def models_list(project: str | None, name: str | None, tags: Sequence[str], publ
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the model with its versions).")
 def models_show(model_id: str, as_json: bool) -> None:
     """Show a model: metadata, config, labels, tags and every weights version."""
+    from modelyard._model import Model
+
     registry = open_registry()
     row = registry.get_model(model_id)
-    versions = registry.model_versions(model_id)
+    versions = Model(model_id).versions
     ready = [v for v in versions if v.state == "ready"]
     config = None
     if row.config_text is not None:
@@ -138,7 +111,7 @@ def models_show(model_id: str, as_json: bool) -> None:
                          "base_model_id": row.base_model_id, "upload_uri": row.upload_uri,
                          "url": ready[-1].uri if ready else None, "config_text": row.config_text,
                          "config": config, "labels": row.labels,
-                         "versions": [_version_json(v) for v in versions]})
+                         "versions": [v.to_dict() for v in versions]})
         return
     console = term.console()
     task_text = row.task_id
@@ -188,8 +161,8 @@ def models_show(model_id: str, as_json: bool) -> None:
             ("sha256", v.sha256), ("size", f"{v.size} bytes" if v.size is not None else None),
             ("uri", v.uri), ("tags", ", ".join(term.strings(v.tags)) or None),
             ("created", term.iso(v.created))]
-        if v.meta:
-            details.append(("metadata", json.dumps(v.meta, ensure_ascii=False, default=str)))
+        if v.metadata:
+            details.append(("metadata", json.dumps(v.metadata, ensure_ascii=False, default=str)))
         if v.error:
             details.append(("error", v.error))
         term.key_values(console, details, indent="    ")
@@ -208,17 +181,13 @@ def models_get(model_id: str, out_dir: Path, version: int | None) -> None:
     A single file lands as DIR/<file name>; a package (a folder of files, or a zip package, which is
     extracted safely) lands as the folder DIR/<package name>. Nothing is left behind if verification fails.
     """
-    registry = open_registry()
-    registry.get_model(model_id)
-    row = _pick_version(registry, model_id, version)
-    version_id = row.id
+    from modelyard._model import Model
 
-    def record(size: int, sha256: str) -> None:
-        registry.record_first_hash(version_id, size, sha256)
-
+    model = Model(model_id)
+    number = model.get_version(version).version if version is None else version  # the newest ready one
     with term.progress_bars() as bars:
-        path = export_version(row, registry.destinations(), out_dir, bars, on_first_hash=record)
-    term.note(f"model {model_id} version {row.version}: verified")
+        path = model.export_weights(out_dir, version=number, progress=bars)
+    term.note(f"model {model_id} version {number}: verified")
     click.echo(term.clean(str(path)))
 
 
@@ -228,21 +197,11 @@ def models_publish(model_id: str) -> None:
     """Publish a model: it becomes immutable (no new versions, config, labels or tags)."""
     from modelyard._model import Model
 
-    registry = open_registry()
-    row = registry.get_model(model_id)
-    if row.published:
+    model = Model(model_id)
+    if model.published:
         term.note(f"model {model_id} is already published")
         return
-    active = _active_versions(registry, model_id)
-    if active:
-        raise InvalidArgumentError(
-            f"model {model_id} has {len(active)} upload(s) in progress (version {active[0].version} is "
-            f"{active[0].state}); wait for them, or run `modelyard sync` on the machine that started them")
-    # The hooks' documented argument is the model; from the command line that is a read-only Model.
-    plugins = _plugins.get_plugin_manager()
-    plugins.before_publish(Model(model_id))  # a plugin vetoes by raising
-    registry.update_model(model_id, published=True)
-    plugins.after_publish(Model(model_id))
+    model.publish()  # refuses while uploads are in progress; the hooks get this read-only Model
     term.note(f"published model {model_id}")
 
 
@@ -292,11 +251,10 @@ def models_rm(model_id: str, force: bool, keep_files: bool) -> None:
     """Remove a model, its versions and (unless --keep-files) its stored weights."""
     from modelyard._model import Model
 
-    registry = open_registry()
-    row = registry.get_model(model_id)
-    if row.published and not force:
+    model = Model(model_id)
+    if model.published and not force:
         raise PublishedModelError(f"model {model_id} is published; pass --force to remove it")
-    active = _active_versions(registry, model_id)
+    active = _active_versions(model)
     if active and not force:
         raise InvalidArgumentError(
             f"model {model_id} has {len(active)} upload(s) in progress; run `modelyard sync` on the machine "
