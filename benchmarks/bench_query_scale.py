@@ -201,7 +201,7 @@ def measure(backend: str, url: str, n_models: int, per_model: int, runs: int) ->
             found = Model.query_models(**kwargs, max_results=50)
             times.append(1000 * (time.perf_counter() - t0))
         times.sort()
-        created = [m._registry.get_model(m.id)["created"] for m in found[:5]]
+        created = [m._registry.get_model(m.id).created for m in found[:5]]
         assert created == sorted(created, reverse=True), f"{label}: not newest first"
         results.append({"query": label, "kwargs": kwargs, "results": len(found),
                         "p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],

@@ -89,7 +89,7 @@ def journal_without_upload(model: OutputModel, source: Path,
     row = registry.model_versions(model.id)[-1]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    registry.update_version(row["id"], owner=f"{hostname()}|{dead}|1")
+    registry.update_version(row.id, owner=f"{hostname()}|{dead}|1")
     return row
 
 
@@ -203,7 +203,7 @@ def test_models_show_everything(home: Path, tmp_path: Path) -> None:
     assert (v2["iteration"], v2["state"], v2["size"], v2["sha256"], v2["uri"], v2["tags"]) == \
         (200, "ready", mv.size, mv.sha256, mv.uri, ["best"])
     assert versions[2]["state"] == "failed" and versions[2]["error"] == "PermissionError: denied"
-    assert failed["version"] == 3
+    assert failed.version == 3
 
     text = run("models", "show", model.id).stdout
     for expected in (model.id, "run-1", "demo", "pytorch", "baseline", "background", "person", '"lr": 0.1',
@@ -257,7 +257,7 @@ def test_models_get_refuses_a_uri_outside_the_destinations(home: Path, tmp_path:
     secret = tmp_path / "secret.txt"
     secret.write_text("secret")
     registry = get_registry()
-    registry.update_version(registry.model_versions(model.id)[0]["id"], uri=f"file://{secret}")
+    registry.update_version(registry.model_versions(model.id)[0].id, uri=f"file://{secret}")
     out = tmp_path / "out"
     result = run("models", "get", model.id, "-o", str(out), code=4)
     assert "outside every destination" in result.stderr
@@ -469,7 +469,7 @@ def test_sync_exits_1_when_a_resumed_upload_fails(home: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     model = make_model(tmp_path, versions=0)
     row = journal_without_upload(model, weights(tmp_path / "w.safetensors"), monkeypatch)
-    for item in row["job"]["files"]:
+    for item in row.job["files"]:
         os.unlink(item["source"])  # the snapshot is gone: nothing to finish the upload from
     result = run("sync", code=1)
     assert result.stdout.strip() == "took over 1 journaled upload(s): 0 finished, 1 failed, 0 still running"
@@ -500,7 +500,7 @@ def test_verify_reports_drift_both_ways(home: Path, tmp_path: Path) -> None:
     run("models", "rm", removed.id, "--keep-files")
     registry = get_registry()
     # A row pointing outside the destinations is refused, and the object it used to reference is orphaned.
-    registry.update_version(registry.model_versions(tampered.id)[0]["id"], uri="file:///etc/passwd")
+    registry.update_version(registry.model_versions(tampered.id)[0].id, uri="file:///etc/passwd")
 
     report = run_json("verify", code=1)
     assert report["ok"] is False
@@ -548,7 +548,7 @@ def test_gc_dry_run_then_removal(home: Path, tmp_path: Path, monkeypatch: pytest
     user_file.write_text("mine")
     busy = make_model(tmp_path, name="busy", versions=0)
     row = journal_without_upload(busy, weights(tmp_path / "w.safetensors"), monkeypatch)
-    partial = Path(row["uri"][len("file://"):]).parent / ".w.safetensors.0123456789ab.modelyard-partial"
+    partial = Path(row.uri[len("file://"):]).parent / ".w.safetensors.0123456789ab.modelyard-partial"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(b"in flight")  # an upload in progress owns its version folder
 
@@ -698,7 +698,7 @@ def test_s10_hostile_registry_strings_are_escaped_everywhere(home: Path, tmp_pat
     registry.update_model(model.id, labels={"\x1b]0;pwned\x07": 2, "a\x00b": 3}, system_tags="\x1b[5m",
                           framework="\x9b31m")
     row = registry.model_versions(model.id)[0]
-    registry.update_version(row["id"], error="\x1b[2Jerror\nline", meta={"k": "\x1b[1m"})
+    registry.update_version(row.id, error="\x1b[2Jerror\nline", meta={"k": "\x1b[1m"})
 
     for args in (["models", "list"], ["models", "show", model.id], ["tasks", "list"],
                  ["tasks", "show", task.id], ["verify"], ["info"]):

@@ -95,11 +95,11 @@ def test_r3_kill9_at_each_phase_then_resume(tmp_path: Path, phase: str) -> None:
     reset_state()  # this test process plays "the next process on this machine"
     registry = modelyard._registry.get_registry()
     rows = registry.model_versions(model_id)
-    assert [r["state"] for r in rows] == ["ready", "uploading"]
+    assert [r.state for r in rows] == ["ready", "uploading"]
     # No ready version lacks a verified object, and the previous good version is still served.
     model = Model.__new__(Model)
     model._registry, model._id = registry, model_id
-    first_uri = rows[0]["uri"]
+    first_uri = rows[0].uri
     assert model.url == first_uri
     assert hashlib.sha256(Path(model.get_weights(raise_on_error=True)).read_bytes()).hexdigest() == digests[0]
 
@@ -128,8 +128,8 @@ def test_r3_resume_fails_cleanly_when_the_snapshot_is_gone(tmp_path: Path) -> No
     reset_state()
     modelyard.sync()
     rows = modelyard._registry.get_registry().model_versions(model_id)
-    assert [r["state"] for r in rows] == ["ready", "failed"]
-    assert "gone" in rows[1]["error"]
+    assert [r.state for r in rows] == ["ready", "failed"]
+    assert "gone" in rows[1].error
 
 
 def test_r3_resume_is_automatic_when_the_registry_is_next_used(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_r3_resume_is_automatic_when_the_registry_is_next_used(tmp_path: Path) -
     out.update_weights(str(fresh))  # any upload in a new process resumes this machine's orphans
     modelyard.OutputModel.wait_for_uploads()
     rows = modelyard._registry.get_registry().model_versions(model_id)
-    assert [r["state"] for r in rows] == ["ready", "ready"]
+    assert [r.state for r in rows] == ["ready", "ready"]
 
 
 def test_r4_sigterm_commits_finished_and_journals_unfinished(tmp_path: Path) -> None:
@@ -167,12 +167,12 @@ def test_r4_sigterm_commits_finished_and_journals_unfinished(tmp_path: Path) -> 
     assert "left journaled" in stderr
     reset_state()
     registry = modelyard._registry.get_registry()
-    states = [r["state"] for r in registry.model_versions(model_id)]
+    states = [r.state for r in registry.model_versions(model_id)]
     assert states[0] == "ready" and set(states[1:]) == {"pending"}, states
     assert not no_partials(Path(os.environ["MODELYARD_HOME"]))
     assert all(f.exists() for f in files[1:])  # nothing deleted that is not durable
     modelyard.sync()
-    assert [r["state"] for r in registry.model_versions(model_id)] == ["ready"] * len(states)
+    assert [r.state for r in registry.model_versions(model_id)] == ["ready"] * len(states)
 
 
 def test_r4_sigterm_chains_an_existing_handler(tmp_path: Path) -> None:
@@ -210,8 +210,8 @@ def test_r5_script_ends_right_after_update_weights(tmp_path: Path) -> None:
     assert "waiting for 1 upload" in err
     reset_state()
     rows = modelyard._registry.get_registry().model_versions(out.split()[0])
-    assert [r["state"] for r in rows] == ["ready", "ready"]
-    assert rows[1]["sha256"] == digest
+    assert [r.state for r in rows] == ["ready", "ready"]
+    assert rows[1].sha256 == digest
     assert not files[1].exists()
 
 
@@ -230,6 +230,6 @@ def test_exit_timeout_bounds_the_wait_and_leaves_work_journaled(tmp_path: Path) 
     assert "left journaled" in proc.stderr
     reset_state()
     rows = modelyard._registry.get_registry().model_versions(proc.stdout.split()[0])
-    assert [r["state"] for r in rows] == ["ready", "pending"]
+    assert [r.state for r in rows] == ["ready", "pending"]
     assert files[1].exists()
-    assert _storage.check_confined(rows[0]["uri"], modelyard._registry.get_registry().destinations()) is None
+    assert _storage.check_confined(rows[0].uri, modelyard._registry.get_registry().destinations()) is None

@@ -295,8 +295,8 @@ def test_a_veto_in_before_upload_records_nothing(make_weights: Any) -> None:
         out.update_weights_package(weights_path=str(src.parent))
     OutputModel.wait_for_uploads()
     assert out.versions == [] and src.exists()
-    assert get_registry().get_model(out.id)["version_count"] == 0
-    assert get_registry().get_model(out.id)["upload_uri"] is None  # not even the destination is remembered
+    assert get_registry().get_model(out.id).version_count == 0
+    assert get_registry().get_model(out.id).upload_uri is None  # not even the destination is remembered
     root = Path(staging_root())
     assert not root.exists() or list(root.iterdir()) == []  # no staging folder left behind
     assert "after_upload" not in recorder.hooks()
@@ -365,7 +365,7 @@ def test_a_resumed_upload_is_reported_with_its_journaled_version(make_weights: A
     (row,) = get_registry().model_versions(out.id)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    get_registry().update_version(row["id"], owner=f"{hostname()}|{dead}|1")
+    get_registry().update_version(row.id, owner=f"{hostname()}|{dead}|1")
     assert modelyard.sync() == {"resumed": 1, "failed": 0, "pending": 0}
     assert recorder.hooks() == ["before_upload", "after_upload"]
     version = recorder.calls[-1][1]["version"]

@@ -7,8 +7,10 @@ import dataclasses
 import pytest
 
 from modelyard._errors import InvalidArgumentError, RegistryError
+from modelyard._model import Model
 from modelyard._registry import get_registry
 from modelyard._rows import ModelRow, StoredObject, TaskLinkRow, TaskRow, VersionRow
+from modelyard._versions import ModelVersion, iso_time
 
 
 def test_rows_are_typed_decoded_and_frozen(registry_backend: str) -> None:
@@ -32,7 +34,9 @@ def test_rows_are_typed_decoded_and_frozen(registry_backend: str) -> None:
                                                               "ready", None)]
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.name = "other"  # type: ignore[misc]
-    assert model["name"] == "net" and dict(task)["status"] == "in_progress"  # mapping access, for old callers
+    assert model.name == "net" and task.status == "in_progress"
+    with pytest.raises(TypeError):  # not mappings: a leftover ``row["name"]`` fails loudly
+        model["name"]  # type: ignore[index]
 
 
 def test_updates_take_only_the_fields_given(registry_backend: str) -> None:
@@ -59,3 +63,30 @@ def test_a_tampered_json_column_is_a_registry_error(registry_backend: str) -> No
         conn.exec_driver_sql("UPDATE models SET tags = 'not json'")
     with pytest.raises(RegistryError, match="'tags' holds invalid JSON"):
         registry.get_model("m" * 32)
+
+
+def test_one_mapping_from_a_version_row_to_the_public_object(registry_backend: str) -> None:
+    registry = get_registry()
+    registry.insert_model(id="m" * 32, project="p", name="net")
+    row = registry.add_version("m" * 32, file_name="w.safetensors", state="uploading", uri="file:///d/w",
+                               iteration=0, tags=["best"], meta={"loss": 0.5})
+    version = Model("m" * 32).get_version(1)
+    assert version == ModelVersion.from_row(row) and version.model_id == "m" * 32
+    assert version.to_dict() == {  # what `modelyard models show --json` prints per version
+        "version": 1, "iteration": 0, "state": "uploading", "size": None, "sha256": None, "uri": "file:///d/w",
+        "file_name": "w.safetensors", "package_format": None, "tags": ["best"], "metadata": {"loss": 0.5},
+        "pinned": False, "error": None, "created": iso_time(row.created)}
+    assert version.to_dict()["created"].endswith("Z")
+
+
+def test_model_publish_refuses_while_an_upload_is_in_progress(registry_backend: str) -> None:
+    registry = get_registry()
+    registry.insert_model(id="m" * 32, project="p", name="net")
+    row = registry.add_version("m" * 32, file_name="w", state="pending", uri="file:///d/w")
+    with pytest.raises(InvalidArgumentError, match="1 upload\\(s\\) in progress \\(version 1 is pending\\)"):
+        Model("m" * 32).publish()
+    assert registry.get_model("m" * 32).published is False
+    registry.update_version(row.id, state="failed", error="gone")
+    Model("m" * 32).publish()
+    Model("m" * 32).publish()  # a no-op once published
+    assert registry.get_model("m" * 32).published is True

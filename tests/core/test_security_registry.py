@@ -43,7 +43,7 @@ def tamper(table: str, row_id: Any, **fields: Any) -> None:
 
 
 def version_id(model_id: str, number: int = 1) -> int:
-    return next(r["id"] for r in get_registry().model_versions(model_id) if r["version"] == number)
+    return next(r.id for r in get_registry().model_versions(model_id) if r.version == number)
 
 
 def run_cli(*args: str) -> Result:
@@ -381,8 +381,8 @@ def _journal_without_upload(model: OutputModel, source: Path,
     row = registry.model_versions(model.id)[-1]
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    registry.update_version(row["id"], owner=f"{hostname()}|{dead}|1")
-    return registry.get_version(row["id"])
+    registry.update_version(row.id, owner=f"{hostname()}|{dead}|1")
+    return registry.get_version(row.id)
 
 
 JOB_TAMPERING = {
@@ -411,12 +411,12 @@ def test_s7_tampered_journal_is_refused_on_resume(tmp_path: Path, make_weights,
     task = Task.init(project_name="p", task_name="t", output_uri=str(tmp_path / "dest"))
     out = OutputModel(task)
     row = _journal_without_upload(out, make_weights(), monkeypatch)
-    tamper("versions", row["id"], job=json.dumps(JOB_TAMPERING[field](row["job"], victim)))
+    tamper("versions", row.id, job=json.dumps(JOB_TAMPERING[field](row.job, victim)))
 
     counts = modelyard.sync()
     assert counts["resumed"] == 1 and counts["failed"] == 1
-    failed = get_registry().get_version(row["id"])
-    assert failed["state"] == "failed" and "refused" in failed["error"]
+    failed = get_registry().get_version(row.id)
+    assert failed.state == "failed" and "refused" in failed.error
     assert victim["file"].read_text() == "years of work"
     assert victim["secret"].read_text() == "PRIVATE KEY"
     assert not victim["outside"].exists()
@@ -432,8 +432,8 @@ def test_s7_untampered_journal_still_resumes(tmp_path: Path, make_weights,
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     row = _journal_without_upload(out, src, monkeypatch)
     assert modelyard.sync() == {"resumed": 1, "failed": 0, "pending": 0}
-    done = get_registry().get_version(row["id"])
-    assert done["state"] == "ready" and done["sha256"] == digest
+    done = get_registry().get_version(row.id)
+    assert done.state == "ready" and done.sha256 == digest
 
 
 # -- S10: hostile names and tags are data, never paths --------------------------------------------------

@@ -44,7 +44,7 @@ def test_names_projects_and_tags_of_any_length_are_stored_and_found(tmp_path: Pa
     assert [m.id for m in Model.query_models(tags=[tag])] == [out.id]
     assert [m.id for m in Model.query_models(project_name=project, tags=["-" + tag])] == [twin.id]
     assert InputModel(name=name, project=project).id == out.id
-    assert [t["id"] for t in _registry.get_registry().find_tasks(project=project, name=task_name)] == [task.id]
+    assert [t.id for t in _registry.get_registry().find_tasks(project=project, name=task_name)] == [task.id]
     out.name = name + "!"
     assert [m.id for m in Model.query_models(model_name=name + "!")] == [out.id]
     assert Model.query_models(model_name=name) == []
@@ -114,7 +114,7 @@ def test_links_made_concurrently_by_threads_leave_one_row(task: Task) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    roles = [(r["model_id"], r["role"]) for r in registry.task_model_links(task.id)]
+    roles = [(r.model_id, r.role) for r in registry.task_model_links(task.id)]
     assert sorted(roles) == [(out.id, "input"), (out.id, "output")]
 
 
@@ -162,7 +162,7 @@ def test_a_schema_version_1_registry_is_migrated_on_open(tmp_path: Path) -> None
     assert [m.id for m in Model.query_models(model_name="old")] == ["m1"]
     assert [m.id for m in Model.query_models(tags=["b"])] == ["m2", "m1"]
     assert [m.id for m in Model.query_models(tags=["a"])] == ["m1"]
-    assert [t["id"] for t in registry.find_tasks(project="proj", name="run")] == ["t1"]
+    assert [t.id for t in registry.find_tasks(project="proj", name="run")] == ["t1"]
     assert registry.migrate() == 2  # idempotent: `modelyard db upgrade` on a current registry changes nothing
     assert [m.id for m in Model.query_models(tags=["b"])] == ["m2", "m1"]
 

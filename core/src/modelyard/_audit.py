@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import _storage
 from ._errors import ArchiveError, DestinationError, ModelyardError, StorageError
 from ._manifest import Manifest
 from ._registry import ACTIVE_STATES, Registry
+from ._rows import StoredObject, VersionRow
 
 #: Manifests are small; a larger object at a manifest key is corrupt, not something to read into memory.
 _MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -89,14 +89,14 @@ class AuditReport:
 
 def total_recorded_bytes(registry: Registry, model_id: str | None = None) -> int:
     """Return the bytes :func:`audit` will hash (known sizes of ready versions), for a progress bar."""
-    return sum(int(r["size"] or 0) for r in _version_rows(registry, model_id) if r["state"] == "ready")
+    return sum(int(r.size or 0) for r in _version_rows(registry, model_id) if r.state == "ready")
 
 
-def _version_rows(registry: Registry, model_id: str | None) -> list[dict[str, Any]]:
+def _version_rows(registry: Registry, model_id: str | None) -> list[VersionRow] | list[StoredObject]:
     if model_id is not None:
         registry.get_model(model_id)  # NotFoundError for an unknown id
         return registry.model_versions(model_id)
-    return sorted(registry.all_version_uris(), key=lambda r: (str(r["model_id"]), r["version"]))
+    return sorted(registry.all_version_uris(), key=lambda r: (str(r.model_id), r.version))
 
 
 def audit(registry: Registry, *, model_id: str | None = None, progress: Progress | None = None
@@ -121,7 +121,7 @@ def audit(registry: Registry, *, model_id: str | None = None, progress: Progress
     destinations = registry.destinations()
     report = AuditReport()
     for row in rows:
-        if row["state"] == "ready":
+        if row.state == "ready":
             _check_version(row, destinations, report, progress)
     report.orphans = _unreferenced(listed, registry.all_version_uris())
     return report
@@ -154,9 +154,9 @@ def remove_orphans(registry: Registry, orphans: Iterable[Orphan]) -> tuple[int, 
 # -- checking one version ---------------------------------------------------------------------------
 
 
-def _check_version(row: dict[str, Any], destinations: list[str], report: AuditReport,
+def _check_version(row: VersionRow | StoredObject, destinations: list[str], report: AuditReport,
                    progress: Progress | None) -> None:
-    model_id, number, uri = str(row["model_id"]), int(row["version"]), row["uri"]
+    model_id, number, uri = str(row.model_id), int(row.version), row.uri
     report.versions += 1
 
     def problem(kind: str, detail: str, where: str = uri) -> None:
@@ -168,8 +168,8 @@ def _check_version(row: dict[str, Any], destinations: list[str], report: AuditRe
         problem("refused", str(e), where=str(uri))
         return
     try:
-        if row["package_format"] == "dir":
-            _check_package(uri, row["sha256"], report, progress, problem)
+        if row.package_format == "dir":
+            _check_package(uri, row.sha256, report, progress, problem)
             return
         found = _storage.hash_object(uri, progress)
         if found is None:
@@ -178,12 +178,12 @@ def _check_version(row: dict[str, Any], destinations: list[str], report: AuditRe
         size, sha, _ = found
         report.objects += 1
         report.bytes += size
-        if row["size"] is not None and size != row["size"]:
-            problem("corrupt", f"{size} bytes stored, {row['size']} recorded")
-        elif row["sha256"] is None:
+        if row.size is not None and size != row.size:
+            problem("corrupt", f"{size} bytes stored, {row.size} recorded")
+        elif row.sha256 is None:
             report.unverifiable.append((model_id, number))
-        elif sha != row["sha256"]:
-            problem("corrupt", f"sha256 {sha} stored, {row['sha256']} recorded")
+        elif sha != row.sha256:
+            problem("corrupt", f"sha256 {sha} stored, {row.sha256} recorded")
     except (ModelyardError, OSError) as e:
         problem("unreadable", f"{type(e).__name__}: {e}")
 
@@ -261,15 +261,15 @@ def _list_owned_objects(registry: Registry, model_id: str | None) -> dict[str, i
     return found
 
 
-def _unreferenced(listed: dict[str, int | None], rows: list[dict[str, Any]]) -> list[Orphan]:
+def _unreferenced(listed: dict[str, int | None], rows: list[StoredObject]) -> list[Orphan]:
     exact: set[str] = set()
     folders: set[str] = set()
     for row in rows:
-        uri = str(row["uri"]).rstrip("/")
+        uri = str(row.uri).rstrip("/")
         exact.add(uri)
-        if row["package_format"] == "dir":
+        if row.package_format == "dir":
             folders.add(uri)  # every member of a package is the package's
-        if row["state"] in ACTIVE_STATES:
+        if row.state in ACTIVE_STATES:
             folders.add(_storage.version_folder(uri))  # an upload in flight owns its version folder (partials)
     orphans = []
     for uri, size in sorted(listed.items()):

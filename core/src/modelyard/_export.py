@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _storage
 from ._errors import FormatError, InvalidArgumentError
 
 if TYPE_CHECKING:
+    from ._rows import VersionRow
     from ._terminal import ProgressFactory
 
 
@@ -27,16 +28,16 @@ def _no_progress(label: str, total: int | None) -> Callable[[int], None]:
     return lambda n: None
 
 
-def target_name(row: Mapping[str, Any]) -> str:
+def target_name(row: VersionRow) -> str:
     """Return the safe name a version gets in the folder (a zip package's folder drops ``.zip``)."""
-    name = _storage.safe_component(str(row["file_name"]), limit=200)
-    if row["package_format"] == "zip" and name.lower().endswith(".zip") and len(name) > 4:
+    name = _storage.safe_component(str(row.file_name), limit=200)
+    if row.package_format == "zip" and name.lower().endswith(".zip") and len(name) > 4:
         name = name[:-4]
     return name
 
 
-def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Path,
-                   progress: ProgressFactory = _no_progress,
+def export_version(row: VersionRow, destinations: list[str], out_dir: Path,
+                   progress: ProgressFactory | None = None,
                    on_first_hash: Callable[[int, str], None] | None = None) -> Path:
     """Download a ready version into ``out_dir`` and return the file (or the package folder) created.
 
@@ -44,7 +45,7 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
         row: The version's registry row.
         destinations: The registry's destinations; the row's URI must lie inside one.
         out_dir: The folder (created if missing).
-        progress: Progress callbacks for the bytes transferred.
+        progress: Progress callbacks for the bytes transferred (default: none).
         on_first_hash: For a version with no recorded sha256 (a registered URI), called with the size and
             sha256 downloaded, to record them (trust on first use); it raises to refuse them.
 
@@ -54,18 +55,19 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
         IntegrityError: The bytes do not match the recorded size or sha256 (nothing is left behind).
         ArchiveError: A zip package is unsafe.
     """
-    uri = row["uri"]
+    progress = progress or _no_progress
+    uri = row.uri
     _storage.check_confined(uri, destinations)
-    kind = row["package_format"]
+    kind = row.package_format
     name = target_name(row)
     target = out_dir.absolute() / name
     if os.path.lexists(target):
         raise InvalidArgumentError(f"{target} already exists; remove it or choose another folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    first = on_first_hash if row["sha256"] is None else None
+    first = on_first_hash if row.sha256 is None else None
     if kind is None:
-        got = _storage.download_verified(uri, target, size=row["size"], sha256=row["sha256"],
-                                         progress=progress(name, row["size"]))
+        got = _storage.download_verified(uri, target, size=row.size, sha256=row.sha256,
+                                         progress=progress(name, row.size))
         if first is not None:
             try:
                 first(*got)
@@ -74,7 +76,7 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
                 raise
         return target
     if kind not in ("zip", "dir"):
-        raise FormatError(f"version {row['version']} has an unknown package format {kind!r}; "
+        raise FormatError(f"version {row.version} has an unknown package format {kind!r}; "
                           "upgrade modelyard")
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}.", suffix=".modelyard-partial"))
     try:
@@ -82,13 +84,13 @@ def export_version(row: Mapping[str, Any], destinations: list[str], out_dir: Pat
             from ._zip import safe_extract_zip
 
             archive = scratch / "package.zip"
-            got = _storage.download_verified(uri, archive, size=row["size"], sha256=row["sha256"],
-                                             progress=progress(name, row["size"]))
+            got = _storage.download_verified(uri, archive, size=row.size, sha256=row.sha256,
+                                             progress=progress(name, row.size))
             if first is not None:
                 first(*got)
             safe_extract_zip(archive, target)
         else:
-            _export_package(uri, row["sha256"], scratch, target, progress)
+            _export_package(uri, row.sha256, scratch, target, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _storage
 from ._errors import DestinationError
+from ._rows import VersionRow
 from ._settings import ENV_HOME, hostname
 
 __all__ = ["Job", "JobFile", "fingerprint", "journal_problem", "new_staging_dir", "owner_alive", "owner_token",
@@ -148,7 +149,7 @@ def staging_root() -> str:
                                         "staging"))
 
 
-def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> str | None:
+def journal_problem(job: Job, row: VersionRow, destinations: list[str]) -> str | None:
     """Tell why a journaled job read back from the registry must not run (``None`` when it may).
 
     The journal is a registry field like any other, so it is untrusted (RELIABILITY.md S7): a resumed job may
@@ -158,7 +159,7 @@ def journal_problem(job: Job, row: dict[str, Any], destinations: list[str]) -> s
     Returns:
         What is wrong, as a phrase ("points outside ..."), or ``None``.
     """
-    if (job.model_id, job.version, job.uri) != (row["model_id"], row["version"], row["uri"]):
+    if (job.model_id, job.version, job.uri) != (row.model_id, row.version, row.uri):
         return "does not match its version row"
     try:
         _storage.check_confined(job.uri, destinations)

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import _storage
+from . import _plugins, _storage
 from ._config import config_to_text, text_to_config, validate_config_text
 from ._errors import InvalidArgumentError, ModelyardError, NotFoundError, PublishedModelError
 from ._labels import validate_labels
-from ._registry import Registry, get_registry
+from ._registry import ACTIVE_STATES, Registry, get_registry
+from ._rows import ModelRow, VersionRow
 from ._task import Task, check_tags, install_model_class
 from ._uploads import get_engine
 from ._versions import ModelVersion, delete_object_if_unused
@@ -50,7 +51,7 @@ class Model:
     def __hash__(self) -> int:
         return hash(self._id)
 
-    def _row(self) -> dict[str, Any]:
+    def _row(self) -> ModelRow:
         return self._registry.get_model(self._id)
 
     # -- read properties ----------------------------------------------------------------------------
@@ -63,52 +64,52 @@ class Model:
     @property
     def name(self) -> str:
         """The model name."""
-        return str(self._row()["name"])
+        return str(self._row().name)
 
     @property
     def project(self) -> str:
         """The project the model is filed under."""
-        return str(self._row()["project"])
+        return str(self._row().project)
 
     @property
     def comment(self) -> str:
         """The model's comment / description."""
-        return str(self._row()["comment"] or "")
+        return str(self._row().comment or "")
 
     @property
     def tags(self) -> list[str]:
         """The user tags."""
-        return list(self._row()["tags"] or [])
+        return list(self._row().tags or [])
 
     @property
     def system_tags(self) -> list[str]:
         """Tags modelyard maintains (``package``, ``archived``)."""
-        return list(self._row()["system_tags"] or [])
+        return list(self._row().system_tags or [])
 
     @property
     def framework(self) -> str | None:
         """The framework name the model was recorded with."""
-        return self._row()["framework"]
+        return self._row().framework
 
     @property
     def task(self) -> str | None:
         """The id of the task that created the model."""
-        return self._row()["task_id"]
+        return self._row().task_id
 
     @property
     def published(self) -> bool:
         """Whether the model is published (immutable)."""
-        return bool(self._row()["published"])
+        return bool(self._row().published)
 
     @property
     def archived(self) -> bool:
         """Whether the model is archived (hidden from queries by default)."""
-        return bool(self._row()["archived"])
+        return bool(self._row().archived)
 
     @property
     def config_text(self) -> str | None:
         """The configuration text."""
-        return self._row()["config_text"]
+        return self._row().config_text
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -123,13 +124,13 @@ class Model:
     @property
     def labels(self) -> dict[str, int]:
         """The label enumeration (label name to integer id)."""
-        return dict(self._row()["labels"] or {})
+        return dict(self._row().labels or {})
 
     @property
     def url(self) -> str | None:
         """The URI of the newest ``ready`` version (``None`` before any)."""
         row = self._registry.latest_ready_version(self._id)
-        return row["uri"] if row else None
+        return row.uri if row else None
 
     @property
     def versions(self) -> list[ModelVersion]:
@@ -149,9 +150,9 @@ class Model:
             return ModelVersion.from_row(row)
         return ModelVersion.from_row(self._version_row(version))
 
-    def _version_row(self, version: int) -> dict[str, Any]:
+    def _version_row(self, version: int) -> VersionRow:
         for row in self._registry.model_versions(self._id):
-            if row["version"] == version:
+            if row.version == version:
                 return row
         raise NotFoundError(f"model {self._id} has no version {version!r}")
 
@@ -193,13 +194,13 @@ class Model:
         try:
             self._before_read()
             row = self._ready_row(version)
-            if not row["package_format"]:
-                raise InvalidArgumentError(f"model {self._id} version {row['version']} is a single file, "
+            if not row.package_format:
+                raise InvalidArgumentError(f"model {self._id} version {row.version} is a single file, "
                                            "not a package; use get_weights()")
             fresh = Path(tempfile.mkdtemp(prefix="modelyard-package-"))
-            target = fresh / _storage.safe_component(row["file_name"], limit=200)
+            target = fresh / _storage.safe_component(row.file_name, limit=200)
             source = self._fetch(row)
-            if row["package_format"] == "zip":
+            if row.package_format == "zip":
                 from ._zip import safe_extract_zip
 
                 safe_extract_zip(source, target)
@@ -223,7 +224,7 @@ class Model:
         try:
             self._before_read()
             row = self._ready_row(None)
-            if row["package_format"] == "zip" and extract_archive is not False:
+            if row.package_format == "zip" and extract_archive is not False:
                 result = self.get_weights_package(return_path=True, raise_on_error=True)
                 return str(result)
             return str(self._fetch(row))
@@ -232,35 +233,81 @@ class Model:
                 raise _as_value_error(e, f"cannot get a local copy of model {self._id}") from e
             return None
 
-    def _ready_row(self, version: int | None) -> dict[str, Any]:
+    def export_weights(self, out_dir: Path, *, version: int | None = None,
+                       progress: Callable[[str, int | None], Callable[[int], None]] | None = None) -> Path:
+        """Download a ready version into ``out_dir`` (not the cache), verified, and return the path written.
+
+        A single file lands as ``out_dir/<file name>``; a package (a folder, or a zip package, extracted
+        safely) as the folder ``out_dir/<package name>``. Nothing is left behind if verification fails.
+
+        Args:
+            out_dir: The folder to write into (created if missing).
+            version: A specific version (default: the newest ready one).
+            progress: Makes a progress callback per transfer (label, total bytes).
+
+        Raises:
+            NotFoundError: No such version, or it is not ready.
+            IntegrityError: The downloaded bytes do not match the recorded size or sha256.
+        """
+        from ._export import export_version
+
+        self._before_read()
+        row = self._ready_row(version)
+        return export_version(row, self._registry.destinations(), out_dir, progress,
+                              on_first_hash=self._first_hash_recorder(row))
+
+    def _ready_row(self, version: int | None) -> VersionRow:
         if version is None:
             row = self._registry.latest_ready_version(self._id)
             if row is None:
                 raise NotFoundError(f"model {self._id} ({self.name!r}) has no ready weights version yet")
             return row
         row = self._version_row(version)
-        if row["state"] != "ready":
-            raise NotFoundError(f"model {self._id} version {version} is {row['state']}, not ready"
-                                + (f": {row['error']}" if row["error"] else ""))
+        if row.state != "ready":
+            raise NotFoundError(f"model {self._id} version {version} is {row.state}, not ready"
+                                + (f": {row.error}" if row.error else ""))
         return row
 
-    def _fetch(self, row: Mapping[str, Any]) -> Path:
+    def _fetch(self, row: VersionRow) -> Path:
         """Download a ready version into the cache (verified) and return the file or folder."""
-        uri = row["uri"]
+        uri = row.uri
         _storage.check_confined(uri, self._registry.destinations())
-        if row["package_format"] == "dir":
-            return _storage.fetch_package(uri, row["sha256"])
-        return _storage.cached_download(uri, file_name=row["file_name"], size=row["size"],
-                                        sha256=row["sha256"], on_first_hash=self._first_hash_recorder(row))
+        if row.package_format == "dir":
+            return _storage.fetch_package(uri, row.sha256)
+        return _storage.cached_download(uri, file_name=row.file_name, size=row.size,
+                                        sha256=row.sha256, on_first_hash=self._first_hash_recorder(row))
 
-    def _first_hash_recorder(self, row: Mapping[str, Any]) -> Callable[[int, str], None] | None:
+    def _first_hash_recorder(self, row: VersionRow) -> Callable[[int, str], None] | None:
         """Return what records the size and sha256 of a registered URI on its first download (TOFU)."""
-        if row["sha256"] is not None:
+        if row.sha256 is not None:
             return None
-        version_id = row["id"]
+        version_id = row.id
         return lambda size, sha256: self._registry.record_first_hash(version_id, size, sha256)
 
-    # -- archive and remove -------------------------------------------------------------------------
+    # -- publish, archive and remove -----------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Make the model immutable (a no-op if already published); a ``before_publish`` plugin may veto.
+
+        Raises:
+            InvalidArgumentError: An upload of the model is still in progress (in any process): wait for it,
+                or run ``modelyard sync`` on the machine that started it.
+        """
+        if self.published:
+            return
+        active = [r for r in self._registry.model_versions(self._id) if r.state in ACTIVE_STATES]
+        if active:
+            raise InvalidArgumentError(
+                f"model {self._id} has {len(active)} upload(s) in progress (version {active[0].version} is "
+                f"{active[0].state}); wait for them, or run `modelyard sync` on the machine that started them")
+        self._publish_now()
+
+    def _publish_now(self) -> None:
+        """Run the ``before_publish`` hooks (a plugin vetoes by raising), publish, run ``after_publish``."""
+        plugins = _plugins.get_plugin_manager()
+        plugins.before_publish(self)
+        self._registry.update_model(self._id, published=True)
+        plugins.after_publish(self)
 
     def archive(self) -> None:
         """Hide the model from queries (``include_archived=True`` still finds it)."""
@@ -285,19 +332,19 @@ class Model:
         add_list = check_tags(add, "add")
         remove_set = set(check_tags(remove, "remove"))
         for row in self._registry.model_versions(self._id):
-            tags = list(row["tags"] or [])
-            if row["version"] == version:
+            tags = list(row.tags or [])
+            if row.version == version:
                 new = [t for t in tags if t not in remove_set] + [t for t in add_list if t not in tags]
             elif exclusive:
                 new = [t for t in tags if t not in add_list]
             else:
                 continue
             if new != tags:
-                self._registry.update_version(row["id"], tags=new)
+                self._registry.update_version(row.id, tags=new)
 
     def pin_version(self, version: int, pinned: bool = True) -> None:
         """Protect a version from retention (or release it)."""
-        self._registry.update_version(self._version_row(version)["id"], pinned=bool(pinned))
+        self._registry.update_version(self._version_row(version).id, pinned=bool(pinned))
 
     def remove_version(self, version: int, *, delete_weights_file: bool = True, force: bool = False) -> bool:
         """Remove one version; its object is deleted unless another version still uses it.
@@ -311,14 +358,14 @@ class Model:
             ``True`` when the version was removed, ``False`` when it is protected (pinned or published).
         """
         row = self._version_row(version)
-        if not force and (row["pinned"] or self.published):
+        if not force and (row.pinned or self.published):
             return False
-        if row["state"] in ("pending", "uploading"):
+        if row.state in ("pending", "uploading"):
             get_engine().wait(model_id=self._id)
             row = self._version_row(version)
-        if delete_weights_file and row["state"] != "failed":
+        if delete_weights_file and row.state != "failed":
             delete_object_if_unused(self._registry, row)
-        self._registry.delete_version(row["id"])
+        self._registry.delete_version(row.id)
         return True
 
     # -- queries ------------------------------------------------------------------------------------
@@ -346,7 +393,7 @@ class Model:
         models: list[Model] = []
         for row in rows:
             m = Model.__new__(Model)
-            m._registry, m._id = get_registry(), row["id"]
+            m._registry, m._id = get_registry(), row.id
             models.append(m)
         return models
 
@@ -368,15 +415,15 @@ class Model:
             target = model if isinstance(model, Model) else Model(model)
             registry = target._registry
             row = target._row()
-            if row["published"] and not force:
+            if row.published and not force:
                 raise PublishedModelError(f"model {target.id} is published; pass force=True to remove it")
             get_engine().wait(model_id=target.id)
             if delete_weights_file:
-                ready = [v for v in registry.model_versions(target.id) if v["state"] == "ready"]
+                ready = [v for v in registry.model_versions(target.id) if v.state == "ready"]
                 destinations = registry.destinations()
                 for version in ready:
                     # One row pointing outside the destinations refuses the whole removal before any delete.
-                    _storage.check_confined(version["uri"], destinations)
+                    _storage.check_confined(version.uri, destinations)
                 for version in ready:
                     delete_object_if_unused(registry, version, removing_model=target.id)
             registry.delete_model(target.id)

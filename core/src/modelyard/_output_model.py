@@ -27,6 +27,7 @@ from ._errors import InvalidArgumentError, ModelyardError, PublishedModelError, 
 from ._jobs import Job, JobFile, fingerprint, new_staging_dir
 from ._labels import validate_labels
 from ._model import PACKAGE_TAG, Model, check_free_text, check_name, config_from_args
+from ._rows import ModelRow, VersionRow, WriteContext
 from ._settings import default_storage_uri, hostname
 from ._task import Task, check_tags
 from ._uploads import get_engine, install_observer, open_registry
@@ -131,7 +132,7 @@ class OutputModel(Model):
     @property
     def name(self) -> str:
         """The model name."""
-        return str(self._row()["name"])
+        return str(self._row().name)
 
     @name.setter
     def name(self, value: str) -> None:
@@ -142,7 +143,7 @@ class OutputModel(Model):
     @property
     def comment(self) -> str:
         """The model's comment / description."""
-        return str(self._row()["comment"] or "")
+        return str(self._row().comment or "")
 
     @comment.setter
     def comment(self, value: str) -> None:
@@ -152,7 +153,7 @@ class OutputModel(Model):
     @property
     def tags(self) -> list[str]:
         """The user tags."""
-        return list(self._row()["tags"] or [])
+        return list(self._row().tags or [])
 
     @tags.setter
     def tags(self, value: Sequence[str]) -> None:
@@ -161,7 +162,7 @@ class OutputModel(Model):
     @property
     def task(self) -> str | None:
         """The id of the task that created the model."""
-        return self._row()["task_id"] or self._task.id
+        return self._row().task_id or self._task.id
 
     def _before_read(self) -> None:
         get_engine().wait(model_id=self._id)
@@ -183,10 +184,7 @@ class OutputModel(Model):
         if self.published:
             return
         get_engine().wait(model_id=self._id)
-        plugins = _plugins.get_plugin_manager()
-        plugins.before_publish(self)  # a plugin vetoes by raising: the model stays unpublished
-        self._registry.update_model(self._id, published=True)
-        plugins.after_publish(self)
+        self._publish_now()  # no refusal of in-progress uploads: this process's own just settled
 
     @classmethod
     def set_default_upload_uri(cls, output_uri: str | None) -> None:
@@ -245,25 +243,26 @@ class OutputModel(Model):
 
     # -- weights ------------------------------------------------------------------------------------
 
-    def _check_mutable(self, row: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        row = dict(row) if row is not None else self._row()
-        if row["published"]:
-            raise PublishedModelError(f"model {self._id} ({row['name']!r}) is published and can no longer "
+    def _check_mutable(self, row: ModelRow | WriteContext | None = None) -> None:
+        row = row if row is not None else self._row()
+        if row.published:
+            raise PublishedModelError(f"model {self._id} ({row.name!r}) is published and can no longer "
                                       "change; create a new OutputModel")
-        return row
 
-    def _write_context(self) -> dict[str, Any]:
+    def _write_context(self) -> WriteContext:
         """Read the model and its task in one statement; refuse a published model (the only check up front).
 
         The version's own transaction re-checks ``published`` on the row it locks, at no extra cost.
         """
-        return self._check_mutable(self._registry.write_context(self._id, self._task.id))
+        ctx = self._registry.write_context(self._id, self._task.id)
+        self._check_mutable(ctx)
+        return ctx
 
     @staticmethod
-    def _destination(upload_uri: str | None, ctx: Mapping[str, Any]) -> str:
+    def _destination(upload_uri: str | None, ctx: WriteContext) -> str:
         if upload_uri is not None:
             return _storage.normalize_destination(upload_uri)
-        for candidate in (ctx["upload_uri"], ctx["task_output_uri"], OutputModel._default_upload_uri,
+        for candidate in (ctx.upload_uri, ctx.task_output_uri, OutputModel._default_upload_uri,
                           os.environ.get("MODELYARD_DEFAULT_OUTPUT_URI")):
             if candidate:
                 return _storage.normalize_destination(candidate)
@@ -389,7 +388,7 @@ class OutputModel(Model):
                                  target_filename, auto_delete_file, iteration, metadata=metadata,
                                  version_tags=version_tags, snapshot=snapshot, exclude=exclude)
 
-    def _add_package(self, ctx: Mapping[str, Any], weights_filenames: Sequence[str] | None = None,
+    def _add_package(self, ctx: WriteContext, weights_filenames: Sequence[str] | None = None,
                      weights_path: str | None = None, upload_uri: str | None = None,
                      target_filename: str | None = None, auto_delete_file: bool = True,
                      iteration: int | None = None, *, metadata: Mapping[str, Any] | None = None,
@@ -416,12 +415,12 @@ class OutputModel(Model):
                             upload_uri=upload_uri, auto_delete=auto_delete_file, iteration=iteration,
                             meta=meta, vtags=vtags, snapshot=snapshot, provenance=None)
 
-    def _register(self, ctx: Mapping[str, Any], uri: str, *, iteration: int | None, is_package: bool,
+    def _register(self, ctx: WriteContext, uri: str, *, iteration: int | None, is_package: bool,
                   meta: dict[str, Any], vtags: list[str]) -> ModelVersion:
         normalized = _storage.normalize_destination(uri)
         self._registry.record_destination(normalized)
         file_name = normalized.rstrip("/").rsplit("/", 1)[-1] or "weights"
-        system_tags = ctx["system_tags"] or []
+        system_tags = ctx.system_tags or []
         model_fields = {"system_tags": [*system_tags, PACKAGE_TAG]} if is_package and PACKAGE_TAG not in \
             system_tags else {}
         row = self._registry.add_version(
@@ -431,7 +430,7 @@ class OutputModel(Model):
             model_fields=model_fields)
         return ModelVersion.from_row(row)
 
-    def _record(self, ctx: Mapping[str, Any], sources: list[tuple[str, str]], *, file_name: str,
+    def _record(self, ctx: WriteContext, sources: list[tuple[str, str]], *, file_name: str,
                 package_format: str | None, upload_uri: str | None, auto_delete: bool, iteration: int | None,
                 meta: dict[str, Any], vtags: list[str], snapshot: str, provenance: str | None) -> ModelVersion:
         destination = self._destination(upload_uri, ctx)
@@ -472,7 +471,7 @@ class OutputModel(Model):
         def fields_for(number: int) -> dict[str, Any]:
             # Called inside the version's transaction with the number it allocated.
             job.version = number
-            job.uri = _storage.object_uri(destination, project=ctx["project"], task_name=ctx["task_name"],
+            job.uri = _storage.object_uri(destination, project=ctx.project, task_name=ctx.task_name,
                                           task_id=self._task.id, model_id=self._id, version=number,
                                           file_name=file_name)
             if job.package:
@@ -484,13 +483,13 @@ class OutputModel(Model):
 
         # Model changes ride in the version's own transaction: no extra round trip, never one without the other.
         model_fields: dict[str, Any] = {}
-        if upload_uri is not None and destination != ctx["upload_uri"]:
+        if upload_uri is not None and destination != ctx.upload_uri:
             model_fields["upload_uri"] = destination  # remembered for this model's later calls
-        if package_format is not None and PACKAGE_TAG not in (ctx["system_tags"] or []):
-            model_fields["system_tags"] = [*(ctx["system_tags"] or []), PACKAGE_TAG]
+        if package_format is not None and PACKAGE_TAG not in (ctx.system_tags or []):
+            model_fields["system_tags"] = [*(ctx.system_tags or []), PACKAGE_TAG]
         if provenance is not None:
             # Provenance replaces its own line, so the comment never grows with every call.
-            lines = [line for line in (ctx["comment"] or "").splitlines() if not line.startswith(_PROVENANCE)]
+            lines = [line for line in (ctx.comment or "").splitlines() if not line.startswith(_PROVENANCE)]
             model_fields["comment"] = "\n".join([*lines, _PROVENANCE + provenance])
         try:
             row = self._registry.add_version(
@@ -501,7 +500,7 @@ class OutputModel(Model):
             shutil.rmtree(staging, ignore_errors=True)
             raise
         version = ModelVersion.from_row(row)
-        job.version_id = row["id"]
+        job.version_id = row.id
         job.context = version
         engine.submit(job)
         return version
@@ -523,13 +522,13 @@ def _settled(job: Job, **changes: Any) -> ModelVersion:
     """Describe a settled job's version from what is already known: the version recorded, or the journal row."""
     if isinstance(job.context, ModelVersion):
         return replace(job.context, **changes)
-    if isinstance(job.context, Mapping):  # resumed from the journal of a process that died
-        return ModelVersion.from_row({**job.context, **changes})
-    return ModelVersion.from_row({  # submitted without a context (tests): what the job itself knows
-        "model_id": job.model_id, "version": job.version, "iteration": None, "uri": job.uri,
-        "file_name": job.file_name, "size": None, "sha256": None, "state": "pending", "error": None,
-        "created": 0.0, "package_format": "dir" if job.package else None, "tags": [], "meta": {},
-        "pinned": False, **changes})
+    if isinstance(job.context, VersionRow):  # resumed from the journal of a process that died
+        return replace(ModelVersion.from_row(job.context), **changes)
+    # Submitted without a context (tests): what the job itself knows; not a row, so not `from_row`.
+    return replace(ModelVersion(version=job.version, iteration=None, uri=job.uri, file_name=job.file_name,
+                                size=None, sha256=None, state="pending", error=None, created=0.0,
+                                package_format="dir" if job.package else None, model_id=job.model_id),
+                   **changes)
 
 
 install_observer(_PluginHooks())

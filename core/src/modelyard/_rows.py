@@ -4,15 +4,15 @@ JSON columns come back as Python lists and dicts, booleans as `bool`; the ``*_ke
 the store. Every field is still untrusted (RELIABILITY.md invariant 1): a tampered row decodes to whatever it
 holds, and callers validate URIs and names before they touch storage.
 
-Rows also answer ``row["field"]`` (they are read-only mappings of their fields), for code not yet moved to
-attribute access; new code uses attributes.
+Rows are read by attribute (``row.name``) only: they are not mappings, so a ``row["name"]`` left anywhere fails
+loudly instead of hiding a misspelt column.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any, TypeVar
@@ -53,19 +53,8 @@ def decode_json(column: str, text: Any) -> Any:
         raise RegistryError(f"registry column {column!r} holds invalid JSON: {e}") from e
 
 
-class _Row(Mapping[str, Any]):
-    """Read-only mapping access to a row dataclass's fields."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in _names(type(self)):
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_names(type(self)))
-
-    def __len__(self) -> int:
-        return len(_names(type(self)))
+class _Row:
+    """The base of the row dataclasses: how a database row becomes one."""
 
     @classmethod
     def from_mapping(cls: type[_R], row: Mapping[str, Any]) -> _R:

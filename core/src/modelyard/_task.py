@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._errors import InvalidArgumentError, NotFoundError, UploadError
 from ._registry import get_registry
+from ._rows import TaskRow
 from ._storage import normalize_destination
 from ._uploads import get_engine
 
@@ -146,11 +147,11 @@ class Task:
         rows = get_registry().find_tasks(project=project_name, name=task_name, limit=1)
         if not rows:
             raise NotFoundError(f"no task with project {project_name!r} and name {task_name!r}")
-        return cls(rows[0]["id"])
+        return cls(rows[0].id)
 
     # -- properties ---------------------------------------------------------------------------------
 
-    def _row(self) -> dict[str, Any]:
+    def _row(self) -> TaskRow:
         return self._registry.get_task(self._id)
 
     @property
@@ -161,27 +162,27 @@ class Task:
     @property
     def name(self) -> str:
         """The task name."""
-        return str(self._row()["name"])
+        return str(self._row().name)
 
     @property
     def project(self) -> str:
         """The project name."""
-        return str(self._row()["project"])
+        return str(self._row().project)
 
     @property
     def status(self) -> str:
         """``in_progress``, ``completed`` or ``failed``."""
-        return str(self._row()["status"])
+        return str(self._row().status)
 
     @property
     def tags(self) -> list[str]:
         """The task's tags."""
-        return list(self._row()["tags"])
+        return list(self._row().tags)
 
     @property
     def output_uri(self) -> str | None:
         """Where this task's models upload unless a model says otherwise."""
-        return self._row()["output_uri"]
+        return self._row().output_uri
 
     @output_uri.setter
     def output_uri(self, value: str | None) -> None:
@@ -194,7 +195,7 @@ class Task:
         out: dict[str, list[Model]] = {"input": [], "output": []}
         for link in self._registry.task_model_links(self._id):
             try:
-                out[link["role"]].append(model_class(link["model_id"]))
+                out[link.role].append(model_class(link.model_id))
             except NotFoundError:
                 continue  # the model was removed since; the link is history
         return out

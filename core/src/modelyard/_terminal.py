@@ -15,7 +15,6 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -31,6 +30,8 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+from ._versions import iso_time
 
 #: C0 and C1 controls (ESC, CSI, NUL, newline, ...), DEL, the soft hyphen, bidirectional and invisible
 #: format characters that can reorder or hide text, line/paragraph separators, and lone surrogates.
@@ -118,11 +119,7 @@ def note(message: str) -> None:
 
 def iso(timestamp: Any) -> str | None:
     """Format seconds since the epoch as ISO 8601 UTC (``None`` for a value that is not a time)."""
-    try:
-        moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_time(timestamp)  # the one format, shared with `ModelVersion.to_dict`
 
 
 def human(size: Any) -> str:

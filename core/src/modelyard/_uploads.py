@@ -265,7 +265,7 @@ class UploadEngine:
 
             def dedup(n: int, digest: str) -> str | None:
                 row = registry.find_ready_by_hash(job.model_id, digest, n)
-                return row["uri"] if row else None
+                return row.uri if row else None
 
             result = self._with_retries(job, f, dedup=dedup)
             size, sha = result.size, result.sha256
@@ -363,12 +363,12 @@ class UploadEngine:
         resumed = []
         destinations = registry.destinations()
         for row in registry.active_versions(hostname()):
-            if row["owner"] == self.owner or owner_alive(row["owner"]):
+            if row.owner == self.owner or owner_alive(row.owner):
                 continue
-            if not registry.claim_version(row["id"], row["owner"], self.owner):
+            if not registry.claim_version(row.id, row.owner, self.owner):
                 continue  # another process claimed it first
             try:
-                job = Job.from_journal(row["job"]) if row["job"] else None
+                job = Job.from_journal(row.job) if row.job else None
                 refused = None if job is None else journal_problem(job, row, destinations)
             except (TypeError, ValueError, KeyError, AttributeError):
                 job, refused = None, None
@@ -378,16 +378,16 @@ class UploadEngine:
                 cause = "the process that started this upload died and " + (
                     f"its journal entry was refused: it {refused}" if refused
                     else f"its source {missing} is gone" if missing else "left no journal entry")
-                registry.update_version(row["id"], expect_owner=self.owner, state="failed", error=cause)
-                resumed.append(row["id"])
+                registry.update_version(row.id, expect_owner=self.owner, state="failed", error=cause)
+                resumed.append(row.id)
                 continue
             job.registry_url = registry.url
-            job.version_id = row["id"]
+            job.version_id = row.id
             job.context = row  # what observers describe the version with: the row as journaled
             for f in job.files:
                 _storage.remove_partials(f.uri)
             self.submit(job)
-            resumed.append(row["id"])
+            resumed.append(row.id)
         return resumed
 
     # -- shutdown -----------------------------------------------------------------------------------
@@ -500,7 +500,7 @@ def sync(registry_url: str | None = None, timeout: float | None = None) -> dict[
     ids = engine.resume(registry, force=True)
     with contextlib.suppress(UploadError):
         engine.wait(timeout=timeout)
-    states = [registry.get_version(i)["state"] for i in ids]
+    states = [registry.get_version(i).state for i in ids]
     return {"resumed": len(ids), "failed": states.count("failed"),
             "pending": sum(s in ("pending", "uploading") for s in states)}
 

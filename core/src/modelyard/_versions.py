@@ -6,12 +6,13 @@ destinations before any read or delete, and package manifests are validated befo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from . import _storage
 from ._registry import Registry
+from ._rows import StoredObject, VersionRow
 
 
 @dataclass(frozen=True)
@@ -51,26 +52,46 @@ class ModelVersion:
     model_id: str = ""
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ModelVersion:
+    def from_row(cls, row: VersionRow) -> ModelVersion:
         """Build from a registry row."""
-        return cls(version=row["version"], iteration=row["iteration"], uri=row["uri"],
-                   file_name=row["file_name"], size=row["size"], sha256=row["sha256"], state=row["state"],
-                   error=row.get("error"), created=row["created"], package_format=row["package_format"],
-                   tags=list(row["tags"] or []), metadata=dict(row["meta"] or {}), pinned=bool(row["pinned"]),
-                   model_id=row["model_id"])
+        return cls(version=row.version, iteration=row.iteration, uri=row.uri,
+                   file_name=row.file_name, size=row.size, sha256=row.sha256, state=row.state,
+                   error=row.error, created=row.created, package_format=row.package_format,
+                   tags=list(row.tags or []), metadata=dict(row.meta or {}), pinned=bool(row.pinned),
+                   model_id=row.model_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the version as JSON-safe values: what ``modelyard models show --json`` prints per version.
+
+        ``created`` is ISO 8601 UTC (``None`` if the stored time is not one); ``model_id`` is left out, as the
+        model that lists its versions already names it.
+        """
+        return {"version": self.version, "iteration": self.iteration, "state": self.state, "size": self.size,
+                "sha256": self.sha256, "uri": self.uri, "file_name": self.file_name,
+                "package_format": self.package_format, "tags": list(self.tags), "metadata": dict(self.metadata),
+                "pinned": self.pinned, "error": self.error, "created": iso_time(self.created)}
 
 
-def delete_object_if_unused(registry: Registry, row: Mapping[str, Any], removing_model: str | None = None
+def iso_time(timestamp: Any) -> str | None:
+    """Format seconds since the epoch as ISO 8601 UTC (``None`` for a value that is not a time)."""
+    try:
+        moment = datetime.fromtimestamp(float(timestamp), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def delete_object_if_unused(registry: Registry, row: VersionRow | StoredObject, removing_model: str | None = None
                              ) -> None:
     """Delete a version's object unless another version still references it (deduplication)."""
-    uri = row["uri"]
-    users = [r for r in registry.uri_users(uri) if r["id"] != row["id"]
-             and (removing_model is None or r["model_id"] != removing_model)]
+    uri = row.uri
+    users = [r for r in registry.uri_users(uri) if r.id != row.id
+             and (removing_model is None or r.model_id != removing_model)]
     if users:
         return
     destinations = registry.destinations()
     _storage.check_confined(uri, destinations)
-    if _storage.owning_model(uri, destinations) != row["model_id"]:
+    if _storage.owning_model(uri, destinations) != row.model_id:
         # A registered URI is someone else's object, and a row changed to point at a destination's root or
         # at another model's folder must not widen a delete: forget the row, never delete the object.
         return

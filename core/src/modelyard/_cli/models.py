@@ -4,81 +4,52 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from modelyard import _plugins, _storage
+from modelyard import _storage
 from modelyard import _terminal as term
 from modelyard._config import text_to_config
 from modelyard._errors import InvalidArgumentError, LabelError, ModelyardError, NotFoundError, PublishedModelError
-from modelyard._export import export_version
-from modelyard._registry import ACTIVE_STATES, Registry
+from modelyard._registry import ACTIVE_STATES
 
 from .common import EPILOG, Group, open_registry
 
+if TYPE_CHECKING:
+    from modelyard._model import Model
+    from modelyard._rows import ModelRow
+    from modelyard._versions import ModelVersion
 
-def _model_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+
+def _model_summary(row: ModelRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "project": row["project"],
-        "task_id": row["task_id"],
-        "framework": row["framework"],
-        "tags": row["tags"],
-        "system_tags": row["system_tags"],
-        "published": bool(row["published"]),
-        "archived": bool(row["archived"]),
-        "version_count": row["version_count"],
-        "created": term.iso(row["created"]),
-        "updated": term.iso(row["updated"]),
+        "id": row.id,
+        "name": row.name,
+        "project": row.project,
+        "task_id": row.task_id,
+        "framework": row.framework,
+        "tags": row.tags,
+        "system_tags": row.system_tags,
+        "published": bool(row.published),
+        "archived": bool(row.archived),
+        "version_count": row.version_count,
+        "created": term.iso(row.created),
+        "updated": term.iso(row.updated),
     }
 
 
-def _version_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "version": row["version"],
-        "iteration": row["iteration"],
-        "state": row["state"],
-        "size": row["size"],
-        "sha256": row["sha256"],
-        "uri": row["uri"],
-        "file_name": row["file_name"],
-        "package_format": row["package_format"],
-        "tags": row["tags"],
-        "metadata": row["meta"],
-        "pinned": bool(row["pinned"]),
-        "error": row["error"],
-        "created": term.iso(row["created"]),
-    }
+def _status(row: ModelRow) -> str:
+    status = "published" if row.published else "draft"
+    return f"{status}, archived" if row.archived else status
 
 
-def _status(row: Mapping[str, Any]) -> str:
-    status = "published" if row["published"] else "draft"
-    return f"{status}, archived" if row["archived"] else status
-
-
-def _pick_version(registry: Registry, model_id: str, version: int | None) -> dict[str, Any]:
-    if version is None:
-        row = registry.latest_ready_version(model_id)
-        if row is None:
-            raise NotFoundError(f"model {model_id} has no ready weights version yet")
-        return row
-    for row in registry.model_versions(model_id):
-        if row["version"] == version:
-            if row["state"] != "ready":
-                raise NotFoundError(f"model {model_id} version {version} is {row['state']}, not ready"
-                                    + (f": {row['error']}" if row["error"] else ""))
-            return row
-    raise NotFoundError(f"model {model_id} has no version {version}")
-
-
-def _active_versions(registry: Registry, model_id: str) -> list[dict[str, Any]]:
-    return [r for r in registry.model_versions(model_id) if r["state"] in ACTIVE_STATES]
+def _active_versions(model: Model) -> list[ModelVersion]:
+    return [v for v in model.versions if v.state in ACTIVE_STATES]
 
 
 @click.group(cls=Group, epilog=EPILOG)
@@ -108,9 +79,9 @@ def models_list(project: str | None, name: str | None, tags: Sequence[str], publ
     table = term.table("ID", "PROJECT", "NAME", "TAGS", "STATUS", "VERSIONS", "UPDATED",
                        fold=("PROJECT", "NAME", "TAGS"))
     for r in rows:
-        table.add_row(term.text(r["id"]), term.text(r["project"], 60), term.text(r["name"], 120),
-                      term.text(", ".join(term.strings(r["tags"])), 120), term.text(_status(r)),
-                      term.text(r["version_count"]), term.text(term.short_time(r["updated"])))
+        table.add_row(term.text(r.id), term.text(r.project, 60), term.text(r.name, 120),
+                      term.text(", ".join(term.strings(r.tags)), 120), term.text(_status(r)),
+                      term.text(r.version_count), term.text(term.short_time(r.updated)))
     console = term.console()
     if rows:
         console.print(table)
@@ -123,43 +94,45 @@ def models_list(project: str | None, name: str | None, tags: Sequence[str], publ
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the model with its versions).")
 def models_show(model_id: str, as_json: bool) -> None:
     """Show a model: metadata, config, labels, tags and every weights version."""
+    from modelyard._model import Model
+
     registry = open_registry()
     row = registry.get_model(model_id)
-    versions = registry.model_versions(model_id)
-    ready = [v for v in versions if v["state"] == "ready"]
+    versions = Model(model_id).versions
+    ready = [v for v in versions if v.state == "ready"]
     config = None
-    if row["config_text"] is not None:
+    if row.config_text is not None:
         try:
-            config = text_to_config(row["config_text"])
+            config = text_to_config(row.config_text)
         except (ModelyardError, ValueError):
             config = None  # kept verbatim in config_text
     if as_json:
-        term.print_json({**_model_summary(row), "comment": row["comment"],
-                         "base_model_id": row["base_model_id"], "upload_uri": row["upload_uri"],
-                         "url": ready[-1]["uri"] if ready else None, "config_text": row["config_text"],
-                         "config": config, "labels": row["labels"],
-                         "versions": [_version_json(v) for v in versions]})
+        term.print_json({**_model_summary(row), "comment": row.comment,
+                         "base_model_id": row.base_model_id, "upload_uri": row.upload_uri,
+                         "url": ready[-1].uri if ready else None, "config_text": row.config_text,
+                         "config": config, "labels": row.labels,
+                         "versions": [v.to_dict() for v in versions]})
         return
     console = term.console()
-    task_text = row["task_id"]
-    if row["task_id"]:
+    task_text = row.task_id
+    if row.task_id:
         try:
-            task = registry.get_task(row["task_id"])
-            task_text = f"{row['task_id']} ({task['project']} / {task['name']})"
+            task = registry.get_task(row.task_id)
+            task_text = f"{row.task_id} ({task.project} / {task.name})"
         except NotFoundError:
-            task_text = f"{row['task_id']} (removed)"
+            task_text = f"{row.task_id} (removed)"
     term.key_values(console, (
-        ("id", row["id"]), ("name", row["name"]), ("project", row["project"]), ("task", task_text),
-        ("framework", row["framework"]), ("status", _status(row)),
-        ("tags", ", ".join(term.strings(row["tags"])) or None),
-        ("system tags", ", ".join(term.strings(row["system_tags"])) or None),
-        ("url", ready[-1]["uri"] if ready else None), ("upload uri", row["upload_uri"]),
-        ("base model", row["base_model_id"]), ("created", term.iso(row["created"])),
-        ("updated", term.iso(row["updated"]))))
-    if row["comment"]:
+        ("id", row.id), ("name", row.name), ("project", row.project), ("task", task_text),
+        ("framework", row.framework), ("status", _status(row)),
+        ("tags", ", ".join(term.strings(row.tags)) or None),
+        ("system tags", ", ".join(term.strings(row.system_tags)) or None),
+        ("url", ready[-1].uri if ready else None), ("upload uri", row.upload_uri),
+        ("base model", row.base_model_id), ("created", term.iso(row.created)),
+        ("updated", term.iso(row.updated))))
+    if row.comment:
         console.print(Text("\ncomment", style="bold"))
-        console.print(term.block(str(row["comment"])))
-    labels = row["labels"]
+        console.print(term.block(str(row.comment)))
+    labels = row.labels
     console.print(Text("\nlabels", style="bold"))
     if isinstance(labels, dict) and labels:
         label_grid = Table.grid(padding=(0, 2))
@@ -171,27 +144,27 @@ def models_show(model_id: str, as_json: bool) -> None:
     else:
         console.print(term.text("  " + term.clean(labels) if labels else "  -"))
     console.print(Text("\nconfig", style="bold"))
-    console.print(term.block(str(row["config_text"])) if row["config_text"] is not None else Text("  -"))
+    console.print(term.block(str(row.config_text)) if row.config_text is not None else Text("  -"))
     console.print(Text(f"\nversions ({len(versions)})", style="bold"))
     for v in versions:
         head = Text("  ")
-        head.append(f"v{term.clean(v['version'])}", style="bold")
-        head.append(f"  {term.clean(v['state'])}", style="green" if v["state"] == "ready" else "yellow")
-        head.append(f"  iteration {term.clean(v['iteration']) if v['iteration'] is not None else '-'}")
-        head.append(f"  {term.human(v['size'])}")
-        if v["package_format"]:
-            head.append(f"  package ({term.clean(v['package_format'])})")
-        if v["pinned"]:
+        head.append(f"v{term.clean(v.version)}", style="bold")
+        head.append(f"  {term.clean(v.state)}", style="green" if v.state == "ready" else "yellow")
+        head.append(f"  iteration {term.clean(v.iteration) if v.iteration is not None else '-'}")
+        head.append(f"  {term.human(v.size)}")
+        if v.package_format:
+            head.append(f"  package ({term.clean(v.package_format)})")
+        if v.pinned:
             head.append("  pinned")
         console.print(head)
         details: list[tuple[str, object]] = [
-            ("sha256", v["sha256"]), ("size", f"{v['size']} bytes" if v["size"] is not None else None),
-            ("uri", v["uri"]), ("tags", ", ".join(term.strings(v["tags"])) or None),
-            ("created", term.iso(v["created"]))]
-        if v["meta"]:
-            details.append(("metadata", json.dumps(v["meta"], ensure_ascii=False, default=str)))
-        if v["error"]:
-            details.append(("error", v["error"]))
+            ("sha256", v.sha256), ("size", f"{v.size} bytes" if v.size is not None else None),
+            ("uri", v.uri), ("tags", ", ".join(term.strings(v.tags)) or None),
+            ("created", term.iso(v.created))]
+        if v.metadata:
+            details.append(("metadata", json.dumps(v.metadata, ensure_ascii=False, default=str)))
+        if v.error:
+            details.append(("error", v.error))
         term.key_values(console, details, indent="    ")
 
 
@@ -208,17 +181,13 @@ def models_get(model_id: str, out_dir: Path, version: int | None) -> None:
     A single file lands as DIR/<file name>; a package (a folder of files, or a zip package, which is
     extracted safely) lands as the folder DIR/<package name>. Nothing is left behind if verification fails.
     """
-    registry = open_registry()
-    registry.get_model(model_id)
-    row = _pick_version(registry, model_id, version)
-    version_id = row["id"]
+    from modelyard._model import Model
 
-    def record(size: int, sha256: str) -> None:
-        registry.record_first_hash(version_id, size, sha256)
-
+    model = Model(model_id)
+    number = model.get_version(version).version if version is None else version  # the newest ready one
     with term.progress_bars() as bars:
-        path = export_version(row, registry.destinations(), out_dir, bars, on_first_hash=record)
-    term.note(f"model {model_id} version {row['version']}: verified")
+        path = model.export_weights(out_dir, version=number, progress=bars)
+    term.note(f"model {model_id} version {number}: verified")
     click.echo(term.clean(str(path)))
 
 
@@ -228,21 +197,11 @@ def models_publish(model_id: str) -> None:
     """Publish a model: it becomes immutable (no new versions, config, labels or tags)."""
     from modelyard._model import Model
 
-    registry = open_registry()
-    row = registry.get_model(model_id)
-    if row["published"]:
+    model = Model(model_id)
+    if model.published:
         term.note(f"model {model_id} is already published")
         return
-    active = _active_versions(registry, model_id)
-    if active:
-        raise InvalidArgumentError(
-            f"model {model_id} has {len(active)} upload(s) in progress (version {active[0]['version']} is "
-            f"{active[0]['state']}); wait for them, or run `modelyard sync` on the machine that started them")
-    # The hooks' documented argument is the model; from the command line that is a read-only Model.
-    plugins = _plugins.get_plugin_manager()
-    plugins.before_publish(Model(model_id))  # a plugin vetoes by raising
-    registry.update_model(model_id, published=True)
-    plugins.after_publish(Model(model_id))
+    model.publish()  # refuses while uploads are in progress; the hooks get this read-only Model
     term.note(f"published model {model_id}")
 
 
@@ -260,7 +219,7 @@ def models_tag(model_id: str, add: Sequence[str], remove: Sequence[str]) -> None
         raise click.UsageError("give at least one --add TAG or --remove TAG")
     registry = open_registry()
     row = registry.get_model(model_id)
-    current = term.strings(row["tags"])
+    current = term.strings(row.tags)
     new = [t for t in current if t not in drop] + [t for t in add_list if t not in current and t not in drop]
     if new != current:
         registry.update_model(model_id, require_unpublished=True, tags=new)
@@ -292,11 +251,10 @@ def models_rm(model_id: str, force: bool, keep_files: bool) -> None:
     """Remove a model, its versions and (unless --keep-files) its stored weights."""
     from modelyard._model import Model
 
-    registry = open_registry()
-    row = registry.get_model(model_id)
-    if row["published"] and not force:
+    model = Model(model_id)
+    if model.published and not force:
         raise PublishedModelError(f"model {model_id} is published; pass --force to remove it")
-    active = _active_versions(registry, model_id)
+    active = _active_versions(model)
     if active and not force:
         raise InvalidArgumentError(
             f"model {model_id} has {len(active)} upload(s) in progress; run `modelyard sync` on the machine "

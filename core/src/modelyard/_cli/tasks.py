@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -10,6 +9,7 @@ from rich.text import Text
 
 from modelyard import _terminal as term
 from modelyard._errors import NotFoundError
+from modelyard._rows import TaskRow
 
 from .common import EPILOG, Group, open_registry
 
@@ -19,10 +19,10 @@ def tasks() -> None:
     """List and show tasks (training runs)."""
 
 
-def _task_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": row["id"], "project": row["project"], "name": row["name"], "status": row["status"],
-            "output_uri": row["output_uri"], "tags": row["tags"], "created": term.iso(row["created"]),
-            "updated": term.iso(row["updated"])}
+def _task_json(row: TaskRow) -> dict[str, Any]:
+    return {"id": row.id, "project": row.project, "name": row.name, "status": row.status,
+            "output_uri": row.output_uri, "tags": row.tags, "created": term.iso(row.created),
+            "updated": term.iso(row.updated)}
 
 
 @tasks.command("list")
@@ -40,8 +40,8 @@ def tasks_list(project: str | None, limit: int | None, as_json: bool) -> None:
         return
     table = term.table("ID", "PROJECT", "NAME", "STATUS", "CREATED", fold=("PROJECT", "NAME"))
     for r in rows:
-        table.add_row(term.text(r["id"]), term.text(r["project"], 60), term.text(r["name"], 120),
-                      term.text(r["status"]), term.text(term.short_time(r["created"])))
+        table.add_row(term.text(r.id), term.text(r.project, 60), term.text(r.name, 120),
+                      term.text(r.status), term.text(term.short_time(r.created)))
     term.console().print(table)
 
 
@@ -55,19 +55,19 @@ def tasks_show(task_id: str, as_json: bool) -> None:
     links = []
     for link in registry.task_model_links(task_id):
         try:
-            model = registry.get_model(link["model_id"])
+            model = registry.get_model(link.model_id)
         except NotFoundError:
             model = None
-        links.append({"role": link["role"], "model_id": link["model_id"], "link_name": link["name"],
-                      "model_name": model["name"] if model else None, "exists": model is not None})
+        links.append({"role": link.role, "model_id": link.model_id, "link_name": link.name,
+                      "model_name": model.name if model else None, "exists": model is not None})
     if as_json:
         term.print_json({**_task_json(row), "models": links})
         return
     console = term.console()
     term.key_values(console, (
-        ("id", row["id"]), ("project", row["project"]), ("name", row["name"]), ("status", row["status"]),
-        ("output uri", row["output_uri"]), ("tags", ", ".join(term.strings(row["tags"])) or None),
-        ("created", term.iso(row["created"])), ("updated", term.iso(row["updated"]))))
+        ("id", row.id), ("project", row.project), ("name", row.name), ("status", row.status),
+        ("output uri", row.output_uri), ("tags", ", ".join(term.strings(row.tags)) or None),
+        ("created", term.iso(row.created)), ("updated", term.iso(row.updated))))
     console.print(Text(f"\nmodels ({len(links)})", style="bold"))
     if links:
         table = term.table("ROLE", "ID", "NAME", fold=("NAME",))
