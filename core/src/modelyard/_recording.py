@@ -561,9 +561,7 @@ def _arm_exit_drain() -> None:
     with _armed_lock:
         if _armed:
             return
-        engine = get_engine()
-        with engine._lock:
-            engine._ensure_workers()  # registers the engine's exit drain (and starts its workers) now
+        get_engine().start()  # registers the engine's exit drain (and starts its workers) now
         getattr(threading, "_register_atexit", atexit.register)(_drain_at_exit)
         _armed = True
 

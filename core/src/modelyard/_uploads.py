@@ -129,6 +129,15 @@ class UploadEngine:
         self._queue.put(job)
         return future
 
+    def start(self) -> None:
+        """Start the workers and register the exit drain now, instead of at the first submitted job.
+
+        For code that submits work during interpreter shutdown (a recorder's exit drain): Python refuses to
+        register a pre-join exit hook once shutdown has begun, so the engine's must be registered earlier.
+        """
+        with self._lock:
+            self._ensure_workers()
+
     def _ensure_workers(self) -> None:
         if not self._exit_hook_registered:
             register = getattr(threading, "_register_atexit", None)
