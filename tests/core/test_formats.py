@@ -511,7 +511,12 @@ def test_s8_valid_headers(tmp_path):
         (_st_bytes({"a": _tensor("F4", [3], 0, 2)}, b"\0" * 2), "does not fill"),
         (_st_bytes({"a": _tensor("U8", [-1], 0, 0)}), "invalid shape"),
         (_st_bytes({"a": _tensor("U8", [True], 0, 1)}, b"\0"), "invalid shape"),
-        (_st_bytes({"a": _tensor("U8", [2**62, 2**62], 0, 4)}, b"\0" * 4), "does not fill"),
+        (_st_bytes({"a": _tensor("U8", [2**62, 2**62], 0, 4)}, b"\0" * 4), "too large for any array"),
+        # One rule for dimensions, whether or not another one is zero (#13 item 12: these used to pass and
+        # then fail inside numpy's or torch's reshape with a raw ValueError or TypeError).
+        (_st_bytes({"a": _tensor("F32", [0, 2**64 - 1], 0, 0)}), "too large for any array"),
+        (_st_bytes({"a": _tensor("F32", [0, 2**62], 0, 0)}), "too large for any array"),
+        (_st_bytes({"a": _tensor("F32", [2**62, 0], 0, 0)}), "too large for any array"),
         (_st_bytes({"a": _tensor("U8", [2], 2, 0)}, b"\0\0"), "invalid data_offsets"),
         (_st_bytes({"a": {"dtype": "U8", "shape": [1], "data_offsets": [0]}}, b"\0"), "invalid data_offsets"),
         (_st_bytes({"a": {"dtype": "U8", "shape": [1]}}, b"\0"), "invalid data_offsets"),
@@ -532,6 +537,15 @@ def test_s8_malformed_safetensors_is_a_format_error(tmp_path, content, fragment)
         validate_safetensors(path)
     assert fragment in str(info.value)
     assert "m.safetensors" in str(info.value)
+
+
+def test_s8_zero_element_tensors_load_and_huge_ones_are_a_format_error(tmp_path):
+    ok = _write(tmp_path / "ok.safetensors", _st_bytes({"a": _tensor("U8", [0, 2**40], 0, 0)}))
+    assert load_weights(ok)["a"].shape == (0, 2**40)  # the largest such shapes numpy builds still load
+    for i, shape in enumerate([[0, 2**64 - 1], [0, 2**61], [2**61, 0]]):
+        bad = _write(tmp_path / f"bad{i}.safetensors", _st_bytes({"a": _tensor("F32", shape, 0, 0)}))
+        with pytest.raises(FormatError, match="too large for any array"):
+            load_weights(bad)
 
 
 def test_s8_truncated_real_file_is_refused_by_load_weights(tmp_path):

@@ -43,6 +43,10 @@ _SAFETENSORS_BITS = {
 _NUMPY_DTYPES = {"BOOL", "U8", "I8", "I16", "U16", "F16", "I32", "U32", "F32", "C64", "F64", "I64", "U64"}
 
 
+#: The largest array numpy (and torch, with int64 sizes) can describe, in bytes.
+_MAX_ARRAY_BYTES = 2**63 - 1
+
+
 def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -62,11 +66,17 @@ def _check_tensor(name: str, info: object, data_len: int) -> tuple[int, int]:
     if end > data_len:
         raise FormatError(f"tensor {_short(name)} ends at byte {end} of a {data_len}-byte data section")
     bits = _SAFETENSORS_BITS[dtype]
-    elements = 1
+    # One rule for every dimension, zero or not: the shape must describe an array that numpy and torch can
+    # build (int64 sizes, at most 2**63 - 1 bytes counting the non-zero dimensions, as numpy does). A zero
+    # next to a huge dimension holds no bytes, yet reshaping it still fails in the loader with a raw
+    # TypeError or ValueError, so it is refused here as for a non-empty tensor.
+    span = 1
     for dim in shape:
-        elements *= dim
-        if elements * bits > 8 * data_len:  # stop early: a hostile shape could be a huge product
-            break
+        span *= dim or 1
+        if span * bits > 8 * _MAX_ARRAY_BYTES:  # stop early: a hostile shape could be a huge product
+            raise FormatError(f"tensor {_short(name)} has a shape {_short(shape)} too large for any array "
+                              f"(over {_MAX_ARRAY_BYTES} bytes)")
+    elements = 0 if 0 in shape else span
     if (elements * bits) % 8 or elements * bits // 8 != end - begin:
         raise FormatError(f"tensor {_short(name)}: shape {_short(shape)} of {dtype} does not fill "
                           f"its {end - begin} bytes")
