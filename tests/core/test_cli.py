@@ -844,3 +844,21 @@ def test_every_example_in_docs_cli_md_runs(home: Path, tmp_path: Path,
         assert argv[0] == "modelyard", command
         result = CliRunner().invoke(cli, argv[1:], catch_exceptions=False)
         assert result.exit_code == 0, (command, result.stdout, result.stderr)
+
+
+def test_registry_configuration_errors_name_the_variable_and_the_fix(home: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """#13 item 17: a mistyped setting is a one-line error naming the variable and the fix, never a raw one."""
+    monkeypatch.setenv("MODELYARD_REGISTRY_URL", "bogus")
+    reset_state(plugins=_plugins.PluginManager(load_entry_points=False))
+    result = run("models", "list", code=4)
+    assert "MODELYARD_REGISTRY_URL='bogus' is not a database URL" in result.stderr
+    assert "unset MODELYARD_REGISTRY_URL" in result.stderr and "ArgumentError" not in result.stderr
+    monkeypatch.delenv("MODELYARD_REGISTRY_URL")
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    monkeypatch.setenv("MODELYARD_HOME", str(a_file))
+    reset_state(plugins=_plugins.PluginManager(load_entry_points=False))
+    result = run("models", "list", code=4)
+    assert f"MODELYARD_HOME={str(a_file)!r} is not a folder" in result.stderr
+    assert "File exists: " not in result.stderr.replace("(File exists)", "")

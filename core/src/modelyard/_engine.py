@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ._errors import RegistryError
+from ._errors import RegistryError, short_repr
+from ._settings import ENV_REGISTRY_URL
 
 
 def is_sqlite(url: str) -> bool:
@@ -22,17 +23,36 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def parse_url(url: str) -> sa.engine.URL:
+    """Parse a registry URL; a typed error naming the setting when it is not one.
+
+    Raises:
+        RegistryError: ``url`` is not a database URL.
+    """
+    try:
+        return sa.engine.make_url(url)
+    except sa.exc.ArgumentError as e:
+        raise RegistryError(
+            f"{ENV_REGISTRY_URL}={short_repr(url)} is not a database URL: use postgresql+psycopg://USER:PASSWORD@"
+            f"HOST/DB for a team registry or sqlite:////ABSOLUTE/PATH/registry.db, or unset {ENV_REGISTRY_URL} "
+            "for the embedded registry under MODELYARD_HOME") from e
+
+
 def safe_url(url: str) -> str:
     """Return the registry URL with any password hidden, for messages."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<not a database URL>"  # never echo what may be a password in an unparseable string
 
 
 def make_engine(url: str) -> Engine:
     """Create the engine of a registry URL, with modelyard's connection settings.
 
     Raises:
-        RegistryError: The URL needs a database driver that is not installed.
+        RegistryError: The URL is not a database URL, or needs a database driver that is not installed.
     """
+    parse_url(url)
     if not is_sqlite(url):
         try:
             return sa.create_engine(url, pool_pre_ping=True, future=True)

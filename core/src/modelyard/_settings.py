@@ -21,7 +21,14 @@ ENV_RETRY_DEADLINE = "MODELYARD_RETRY_DEADLINE"
 def home() -> Path:
     """Return the modelyard home folder (``MODELYARD_HOME``, default ``~/.modelyard``), creating it."""
     path = Path(os.environ.get(ENV_HOME) or Path.home() / ".modelyard").expanduser().absolute()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        from ._errors import InvalidArgumentError
+
+        raise InvalidArgumentError(
+            f"{ENV_HOME}={str(path)!r} is not a folder ({e.strerror}): point {ENV_HOME} at a folder (it is "
+            "created if missing) or unset it to use ~/.modelyard") from e
     return path
 
 
