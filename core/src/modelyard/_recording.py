@@ -366,8 +366,7 @@ class TrainingRecorder:
         if (version := _settled(version)) is None:
             return
         with self._lock:
-            model = self._model_of(version, key)
-            number = version.version if isinstance(version, ModelVersion) else int(version)
+            model, number = self._model_of(version, key)
             if self._tagged.get((model.id, tag)) == number:
                 return
             model.set_version_tags(number, add=[tag], exclusive=True)
@@ -386,17 +385,18 @@ class TrainingRecorder:
         if (version := _settled(version)) is None:
             return
         with self._lock:
-            model = self._model_of(version, key)
-            number = version.version if isinstance(version, ModelVersion) else int(version)
-            self._retiring.append((model, number))
+            self._retiring.append(self._model_of(version, key))
             self.retire(wait=False)
 
-    def _model_of(self, version: ModelVersion | int, key: Hashable) -> OutputModel:
-        if isinstance(version, ModelVersion) and version.model_id:
-            for model in self.models.values():
-                if model.id == version.model_id:
-                    return model
-        return self.model(key)
+    def _model_of(self, version: ModelVersion | int, key: Hashable) -> tuple[OutputModel, int]:
+        """Return the model a version (or a bare version number of stream ``key``) belongs to, and its number."""
+        if isinstance(version, ModelVersion):
+            if version.model_id:
+                for model in self.models.values():
+                    if model.id == version.model_id:
+                        return model, version.version
+            return self.model(key), version.version
+        return self.model(key), int(version)
 
     def retire(self, *, wait: bool) -> None:
         """Remove the dropped versions whose uploads settled (all of them if ``wait``); tidy scratch folders.
